@@ -1,0 +1,5 @@
+import sys
+
+from bl_reservoir.cli import main
+
+sys.exit(main())

@@ -1,0 +1,83 @@
+"""`Observation`: one file, read one coarse channel at a time."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from bl_reservoir.errors import InvalidObservation
+from bl_reservoir.io import header as _header
+
+
+class Observation:
+    """A BL observation opened for reading; subclasses supply `_read(start, stop)`.
+
+    Memory stays at one coarse channel: nothing reads the whole array at once.
+    """
+
+    def __init__(self, path: str | os.PathLike, header: Mapping[str, Any], n_time: int,
+                 coarse_channel_width: int | None = None):
+        self.path = os.fspath(path)
+        self.header: dict[str, Any] = dict(header)
+        self.n_time = int(n_time)
+        self.n_chans = int(self.header["nchans"])
+        self.n_ifs = int(self.header["nifs"])
+        width = coarse_channel_width or _header.coarse_channel_width(self.header, self.path)
+        if width <= 0 or self.n_chans % width:
+            raise InvalidObservation(self.path, f"coarse-channel width {width} does not divide nchans {self.n_chans}")
+        self.coarse_channel_width = int(width)
+        self.n_coarse_channels = self.n_chans // self.coarse_channel_width
+
+    @property
+    def name(self) -> str:
+        """File name without directory and extension (the `obs_name` of contract C3)."""
+        return os.path.splitext(os.path.basename(self.path))[0]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.n_time, self.n_ifs, self.n_chans)
+
+    def frequencies(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """MHz of fine channels [start, stop)."""
+        return _header.frequencies(self.header, start, self.n_chans if stop is None else stop)
+
+    def coarse_channel_bounds(self, i: int) -> tuple[int, int]:
+        """Fine-channel range [start, stop) of coarse channel `i`."""
+        if not 0 <= i < self.n_coarse_channels:
+            raise IndexError(f"coarse channel {i} out of range 0..{self.n_coarse_channels - 1}")
+        start = i * self.coarse_channel_width
+        return start, start + self.coarse_channel_width
+
+    def coarse_channel(self, i: int) -> np.ndarray:
+        """float32 array (n_time, coarse_channel_width) of IF 0 (Stokes I), read on demand."""
+        return self.read_channels(*self.coarse_channel_bounds(i))
+
+    def iter_coarse_channels(self) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield `(i, block)` for every coarse channel; only one block is alive at a time."""
+        for i in range(self.n_coarse_channels):
+            yield i, self.coarse_channel(i)
+
+    def read_channels(self, start: int, stop: int) -> np.ndarray:
+        """float32 array (n_time, stop - start) of fine channels [start, stop) of IF 0."""
+        if not 0 <= start < stop <= self.n_chans:
+            raise IndexError(f"channels [{start}, {stop}) out of range 0..{self.n_chans}")
+        return self._read(start, stop)
+
+    def _read(self, start: int, stop: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the file handle."""
+
+    def __enter__(self) -> Observation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} {self.path!r} n_time={self.n_time} n_chans={self.n_chans} "
+                f"coarse={self.n_coarse_channels}x{self.coarse_channel_width}>")

@@ -1,0 +1,224 @@
+"""The standard results folder (contract C2): write it, complete it, read it back safely.
+
+`manifest.json` is always written last, to a temporary name and then renamed: a folder with a
+manifest is complete. Readers (`read_results`) touch only JSON, Parquet and `.npy` with
+`allow_pickle=False`; the pickles exist for algorithms written against the original reservoir.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import math
+import os
+import pickle
+import platform
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bl_reservoir.errors import InvalidResults
+
+SCHEMA = 1
+KNOWN_SCHEMAS = (1,)
+
+HEADER_PKL, HEADER_JSON = "header.pkl", "header.json"
+INFO_PKL, INFO_PARQUET = "info_df.pkl", "info_df.parquet"
+STAMPS, MANIFEST = "filtered.npy", "manifest.json"
+#: Every file of a complete folder, in the order they are written (manifest last).
+FILES = (HEADER_PKL, HEADER_JSON, INFO_PKL, INFO_PARQUET, STAMPS, MANIFEST)
+#: What a reader that must not unpickle needs.
+SAFE_FILES = (HEADER_JSON, INFO_PARQUET, STAMPS, MANIFEST)
+ORIGINAL_FILES = (HEADER_PKL, INFO_PKL, STAMPS)
+REQUIRED_COLUMNS = ("index", "freqs", "coarse_channel")
+_VERSIONED = ("bl-reservoir", "numpy", "scipy", "pandas", "h5py", "numba", "setigen")
+
+
+@dataclass
+class Results:
+    """A results folder read back: header dict, hits frame, stamps array, manifest dict."""
+
+    header: dict[str, Any]
+    hits: pd.DataFrame
+    stamps: np.ndarray
+    manifest: dict[str, Any]
+
+
+def utcnow() -> str:
+    """ISO 8601 UTC timestamp with seconds precision and a `Z`."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON types for headers and manifests (numpy scalars, bytes, paths, NaN -> None)."""
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bytes):
+        return value.decode("ascii", errors="replace")
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if hasattr(value, "to_value"):  # astropy Angle/Quantity in headers written by blimpy
+        return float(value.to_value())
+    return str(value)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape results, for the manifest."""
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def build_manifest(*, algorithm: Mapping[str, Any], parameters: Mapping[str, Any] | None = None,
+                   input_uri: str = "", input_size: int | None = None, started_at: str | None = None,
+                   finished_at: str | None = None, wall_seconds: float | None = None,
+                   **extra: Any) -> dict[str, Any]:
+    """A manifest dict with every C2 field; `n_hits` is filled in when the folder is written."""
+    return {
+        "schema": SCHEMA,
+        "algorithm": {"package": algorithm.get("package", ""), "name": algorithm.get("name", ""),
+                      "version": str(algorithm.get("version", ""))},
+        "parameters": to_jsonable(dict(parameters or {})),
+        "input": {"uri": input_uri, "size_bytes": input_size},
+        "started_at": started_at or utcnow(),
+        "finished_at": finished_at or utcnow(),
+        "wall_seconds": wall_seconds,
+        "host": socket.gethostname(),
+        "versions": library_versions(),
+        **extra,
+    }
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _check(out_dir: Path, hits: pd.DataFrame, stamps: np.ndarray) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in hits.columns]
+    if missing:
+        raise InvalidResults(out_dir, f"info_df lacks column(s) {', '.join(missing)}")
+    if stamps.ndim != 3:
+        raise InvalidResults(out_dir, f"filtered.npy has shape {stamps.shape}, expected (n_hits, n_time, width)")
+    if stamps.shape[0] != len(hits):
+        raise InvalidResults(out_dir, f"filtered.npy holds {stamps.shape[0]} stamps but info_df has {len(hits)} hits")
+
+
+def write_results(out_dir: str | os.PathLike, header: Mapping[str, Any], hits_df: pd.DataFrame,
+                  stamps: np.ndarray, manifest: Mapping[str, Any]) -> Path:
+    """Write all six C2 files to `out_dir` (created if missing), `manifest.json` last and atomically."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)  # an old manifest must not vouch for new files
+    hits = hits_df.reset_index(drop=True)
+    stamps = np.ascontiguousarray(stamps, dtype=np.float32)
+    _check(out, hits, stamps)
+    header = dict(header)
+    with open(out / HEADER_PKL, "wb") as f:
+        pickle.dump(header, f)
+    hits.to_pickle(out / INFO_PKL)
+    np.save(out / STAMPS, stamps, allow_pickle=False)
+    _write_safe_copies(out, header, hits)
+    _write_manifest(out, manifest, len(hits))
+    return out
+
+
+def _write_safe_copies(out: Path, header: Mapping[str, Any], hits: pd.DataFrame) -> None:
+    (out / HEADER_JSON).write_text(json.dumps(to_jsonable(header), indent=2))
+    hits.to_parquet(out / INFO_PARQUET, index=False)
+
+
+def _write_manifest(out: Path, manifest: Mapping[str, Any], n_hits: int) -> None:
+    body = {"schema": SCHEMA, **to_jsonable(dict(manifest)), "n_hits": int(n_hits)}
+    _atomic_write(out / MANIFEST, json.dumps(body, indent=2).encode())
+
+
+def complete_results(out_dir: str | os.PathLike, manifest: Mapping[str, Any] | None = None) -> Path:
+    """Turn a folder with the three original files (pickles + stamps) into a complete C2 folder.
+
+    Local use only, on the folder an algorithm just wrote: it unpickles that algorithm's own
+    output. Raises `InvalidResults` saying what is missing or malformed.
+    """
+    out = Path(out_dir)
+    if not out.is_dir():
+        raise InvalidResults(out, "results folder does not exist")
+    missing = [name for name in ORIGINAL_FILES if not (out / name).is_file()]
+    if missing:
+        raise InvalidResults(out, f"missing {', '.join(missing)}")
+    try:
+        with open(out / HEADER_PKL, "rb") as f:
+            header = pickle.load(f)
+        hits = pd.read_pickle(out / INFO_PKL)
+        stamps = np.load(out / STAMPS, allow_pickle=False)
+    except Exception as exc:  # any unreadable file is the algorithm's fault, reported as such
+        raise InvalidResults(out, f"unreadable results file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(header, Mapping):
+        raise InvalidResults(out, f"header.pkl holds a {type(header).__name__}, expected a dict")
+    if not isinstance(hits, pd.DataFrame):
+        raise InvalidResults(out, f"info_df.pkl holds a {type(hits).__name__}, expected a pandas DataFrame")
+    hits = hits.reset_index(drop=True)
+    _check(out, hits, stamps)
+    (out / MANIFEST).unlink(missing_ok=True)
+    _write_safe_copies(out, header, hits)
+    _write_manifest(out, manifest or {}, len(hits))
+    return out
+
+
+def _join(base: str, name: str) -> str:
+    return f"{base.rstrip('/')}/{name}"
+
+
+def read_results(path_or_uri: str | os.PathLike, *, stamps: bool = True) -> Results:
+    """Read and validate a complete folder from a path or fsspec URI, never unpickling anything."""
+    import fsspec
+
+    base = os.fspath(path_or_uri)
+    fs, root = fsspec.core.url_to_fs(base)
+
+    def read(name: str) -> bytes:
+        try:
+            return fs.cat_file(_join(root, name))
+        except FileNotFoundError:
+            if name == MANIFEST:
+                raise InvalidResults(base, "no manifest.json: the results are incomplete") from None
+            raise InvalidResults(base, f"missing {name}") from None
+
+    try:
+        manifest = json.loads(read(MANIFEST))
+        if manifest.get("schema") not in KNOWN_SCHEMAS:
+            raise InvalidResults(base, f"unknown manifest schema {manifest.get('schema')!r}")
+        header = json.loads(read(HEADER_JSON))
+        hits = pd.read_parquet(io.BytesIO(read(INFO_PARQUET)))
+        if stamps:
+            array = np.load(io.BytesIO(read(STAMPS)), allow_pickle=False)
+        else:
+            array = np.zeros((len(hits), 0, 0), dtype=np.float32)
+    except InvalidResults:
+        raise
+    except (ValueError, OSError) as exc:
+        raise InvalidResults(base, f"malformed results ({type(exc).__name__}: {exc})") from None
+    _check(Path(base), hits, array)
+    if manifest.get("n_hits") not in (None, len(hits)):
+        raise InvalidResults(base, f"manifest says {manifest['n_hits']} hits but info_df has {len(hits)}")
+    return Results(header, hits, array, manifest)
