@@ -58,3 +58,56 @@ class NotBuiltYet(UsageError):
 
     def __init__(self, command: str):
         super().__init__(f"bl-reservoir {command}: not built yet")
+
+
+class UnknownAlgorithm(UsageError):
+    """An algorithm name the registry does not know: lists the names it does know."""
+
+    def __init__(self, name: str, known: list[str]):
+        self.name = name
+        self.known = list(known)
+        super().__init__(f"unknown algorithm {name!r} (known: {', '.join(self.known) or 'none'})")
+
+
+class EnvBuildError(ReservoirError):
+    """An external algorithm package whose virtual environment could not be built."""
+
+    exit_code = 5
+
+    def __init__(self, package: str, reason: str):
+        self.package = package
+        self.reason = reason
+        super().__init__(f"{package}: environment build failed: {reason}")
+
+
+class FetchError(ReservoirError):
+    """An input that cannot be fetched: names the URI and the reason (missing, 404, scheme, size)."""
+
+    exit_code = 6
+
+    def __init__(self, uri: str, reason: str):
+        self.uri = uri
+        self.reason = reason
+        super().__init__(f"{uri}: {reason}")
+
+
+class UploadError(ReservoirError):
+    """A bucket that cannot be read or written: names the bucket URI and the reason."""
+
+    exit_code = 7
+
+    def __init__(self, uri: str, reason: str):
+        self.uri = uri
+        self.reason = reason
+        super().__init__(f"{uri}: {reason}")
+
+
+class JobFailed(ReservoirError):
+    """One job (one algorithm on one input) that failed; `reason` is one line naming what and why."""
+
+    exit_code = 8
+
+    def __init__(self, reason: str, job_id: str | None = None):
+        self.reason = reason
+        self.job_id = job_id
+        super().__init__(reason)
