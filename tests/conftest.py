@@ -46,3 +46,52 @@ def strong_signal_obs(small_obs):
     signals = {0: [Signal(index=1000, drift_rate=0.5, snr=60.0, width=4.0)],
                1: [Signal(index=3000, drift_rate=-0.3, snr=60.0, width=4.0)]}
     return small_obs("strong.h5", signals=signals)
+
+
+# ---- storage services (tests/_servers.py), shared by the runner, scale and web tests ----
+
+@pytest.fixture(scope="session")
+def gcs_service():
+    """A GCS emulator on 127.0.0.1 for the whole session; use `gcs_env` to point clients at it."""
+    from _servers import gcs_emulator
+
+    with gcs_emulator() as service:
+        yield service
+
+
+@pytest.fixture
+def gcs_env(gcs_service, monkeypatch):
+    """Point gcsfs and google-cloud-storage at the emulator; yields the service (endpoint, bucket)."""
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_service.endpoint)
+    monkeypatch.setenv("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    return gcs_service
+
+
+@pytest.fixture(scope="session")
+def s3_service():
+    """moto's S3 server on 127.0.0.1 for the whole session; use `s3_env` to point clients at it."""
+    from _servers import s3_server
+
+    with s3_server() as service:
+        yield service
+
+
+@pytest.fixture
+def s3_env(s3_service, monkeypatch):
+    """Point s3fs and boto3 at the moto server with dummy credentials; yields the service."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_service.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return s3_service
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """(folder, base URL): files put in the folder are served over http on 127.0.0.1."""
+    from _servers import http_server
+
+    root = tmp_path / "www"
+    root.mkdir()
+    with http_server(root) as url:
+        yield root, url

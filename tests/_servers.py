@@ -1,0 +1,92 @@
+"""Real storage services on 127.0.0.1 ephemeral ports, for tests: GCS emulator, S3 (moto), plain http.
+
+Each is a context manager yielding what a client needs; the matching fixtures are in conftest.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
+
+
+@dataclass
+class Service:
+    """A running service: its endpoint URL and the bucket name made for the tests."""
+
+    endpoint: str
+    bucket: str
+
+
+@contextmanager
+def gcs_emulator(bucket: str = "bl-test"):
+    """`gcp-storage-emulator` in memory, with `bucket` created."""
+    from gcp_storage_emulator.server import create_server
+
+    port = free_port()
+    server = create_server("127.0.0.1", port, in_memory=True, default_bucket=bucket)
+    server.start()
+    try:
+        _wait_for_port(port)
+        yield Service(f"http://127.0.0.1:{port}", bucket)
+    finally:
+        server.stop()
+
+
+@contextmanager
+def s3_server(bucket: str = "bl-test"):
+    """moto's threaded S3 server, with `bucket` created through boto3."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        _wait_for_port(port)
+        endpoint = f"http://127.0.0.1:{port}"
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
+                     aws_secret_access_key="test").create_bucket(Bucket=bucket)
+        yield Service(endpoint, bucket)
+    finally:
+        server.stop()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - keep test output clean
+        pass
+
+
+@contextmanager
+def http_server(root: Path):
+    """`http.server` serving the files under `root` (missing files give 404)."""
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
