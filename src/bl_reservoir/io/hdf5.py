@@ -59,13 +59,12 @@ class HDF5Observation(Observation):
             raise
 
     def _read(self, start: int, stop: int) -> np.ndarray:
-        out = np.empty((self.n_time, stop - start), dtype=np.float32)
-        try:
-            self._data.read_direct(out, np.s_[:, 0, start:stop], np.s_[:, :])
+        try:  # plain slicing: h5py's read_direct with a hyperslab is ~20x slower here
+            block = self._data[:, 0, start:stop]
         except (OSError, ValueError) as exc:
             raise InvalidObservation(self.path, f"corrupt or truncated data in channels {start}..{stop} "
                                      f"({_short(exc)})") from None
-        return out
+        return block.astype(np.float32, copy=False)
 
     def close(self) -> None:
         self._file.close()
