@@ -126,22 +126,44 @@ def _check(out_dir: Path, hits: pd.DataFrame, stamps: np.ndarray) -> None:
 
 
 def write_results(out_dir: str | os.PathLike, header: Mapping[str, Any], hits_df: pd.DataFrame,
-                  stamps: np.ndarray, manifest: Mapping[str, Any]) -> Path:
-    """Write all six C2 files to `out_dir` (created if missing), `manifest.json` last and atomically."""
+                  stamps: np.ndarray, manifest: Mapping[str, Any], *,
+                  extra_files: Mapping[str, Any] | None = None) -> Path:
+    """Write all six C2 files to `out_dir` (created if missing), `manifest.json` last and atomically.
+
+    `extra_files` maps further file names to content written before the manifest: an array for
+    a `.npy` name (saved without pickle), a JSON-able object for a `.json` name, or bytes.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)  # an old manifest must not vouch for new files
     hits = hits_df.reset_index(drop=True)
     stamps = np.ascontiguousarray(stamps, dtype=np.float32)
     _check(out, hits, stamps)
+    extras = dict(extra_files or {})
+    for name in extras:
+        if name in FILES or Path(name).name != name or name.startswith("."):
+            raise ValueError(f"extra results file {name!r} must be a new plain file name")
     header = dict(header)
     with open(out / HEADER_PKL, "wb") as f:
         pickle.dump(header, f)
     hits.to_pickle(out / INFO_PKL)
     np.save(out / STAMPS, stamps, allow_pickle=False)
     _write_safe_copies(out, header, hits)
+    for name, content in extras.items():
+        _write_extra(out / name, content)
     _write_manifest(out, manifest, len(hits))
     return out
+
+
+def _write_extra(path: Path, content: Any) -> None:
+    if path.suffix == ".npy":
+        np.save(path, np.asarray(content), allow_pickle=False)
+    elif path.suffix == ".json":
+        path.write_text(json.dumps(to_jsonable(content), indent=2))
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        raise ValueError(f"extra results file {path.name}: give an array (.npy), JSON (.json) or bytes")
 
 
 def _write_safe_copies(out: Path, header: Mapping[str, Any], hits: pd.DataFrame) -> None:
