@@ -180,35 +180,84 @@ def complete_results(out_dir: str | os.PathLike, manifest: Mapping[str, Any] | N
     """Turn a folder with the three original files (pickles + stamps) into a complete C2 folder.
 
     Local use only, on the folder an algorithm just wrote: it unpickles that algorithm's own
-    output. Raises `InvalidResults` saying what is missing or malformed.
+    output. What the original format left out is filled in: `coarse_channel` (and `freqs`)
+    from `index` and the header, float64 stamps become float32, and a folder with no hits may
+    lack `filtered.npy`. Raises `InvalidResults` saying what is missing or malformed.
     """
     out = Path(out_dir)
     if not out.is_dir():
         raise InvalidResults(out, "results folder does not exist")
-    missing = [name for name in ORIGINAL_FILES if not (out / name).is_file()]
+    needed = [HEADER_PKL, INFO_PKL]
+    missing = [name for name in needed if not (out / name).is_file()]
     if missing:
         raise InvalidResults(out, f"missing {', '.join(missing)}")
     try:
         with open(out / HEADER_PKL, "rb") as f:
             header = pickle.load(f)
         hits = pd.read_pickle(out / INFO_PKL)
-        stamps = np.load(out / STAMPS, allow_pickle=False)
+        stamps = np.load(out / STAMPS, allow_pickle=False) if (out / STAMPS).is_file() else None
     except Exception as exc:  # any unreadable file is the algorithm's fault, reported as such
         raise InvalidResults(out, f"unreadable results file ({type(exc).__name__}: {exc})") from None
     if not isinstance(header, Mapping):
         raise InvalidResults(out, f"header.pkl holds a {type(header).__name__}, expected a dict")
     if not isinstance(hits, pd.DataFrame):
         raise InvalidResults(out, f"info_df.pkl holds a {type(hits).__name__}, expected a pandas DataFrame")
-    hits = hits.reset_index(drop=True)
+    hits = _fill_columns(out, header, _index_as_column(hits))
+    stamps = _as_stamps(out, stamps, len(hits))
     _check(out, hits, stamps)
     (out / MANIFEST).unlink(missing_ok=True)
+    if stamps.dtype != np.float32 or not (out / STAMPS).is_file():
+        np.save(out / STAMPS, stamps.astype(np.float32), allow_pickle=False)
     _write_safe_copies(out, header, hits)
     _write_manifest(out, manifest or {}, len(hits))
     return out
 
 
+def _index_as_column(hits: pd.DataFrame) -> pd.DataFrame:
+    if "index" not in hits.columns and hits.index.name == "index":
+        return hits.reset_index()  # `df.set_index("index")` kept: the channel is the frame's index
+    return hits.reset_index(drop=True)
+
+
+def _fill_columns(out: Path, header: Mapping[str, Any], hits: pd.DataFrame) -> pd.DataFrame:
+    """Add `freqs` and `coarse_channel` from `index` and the header when an algorithm left them out."""
+    if "index" not in hits.columns or ("freqs" in hits.columns and "coarse_channel" in hits.columns):
+        return hits
+    from bl_reservoir.io.header import coarse_channel_width
+
+    hits = hits.copy()
+    index = hits["index"].to_numpy()
+    try:
+        if "freqs" not in hits.columns:
+            hits["freqs"] = float(header["fch1"]) + float(header["foff"]) * index
+        if "coarse_channel" not in hits.columns:
+            hits["coarse_channel"] = (index // coarse_channel_width(header, str(out))).astype(np.int64)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidResults(out, f"info_df lacks freqs/coarse_channel and the header cannot give them "
+                                  f"({type(exc).__name__}: {exc})") from None
+    return hits
+
+
+def _as_stamps(out: Path, stamps: np.ndarray | None, n_hits: int) -> np.ndarray:
+    if stamps is None or (stamps.size == 0 and stamps.ndim != 3):
+        if n_hits:
+            raise InvalidResults(out, f"missing {STAMPS} for {n_hits} hits")
+        return np.zeros((0, 0, 0), dtype=np.float32)  # the original wrote nothing, or np.array([]), for no hits
+    if not np.issubdtype(stamps.dtype, np.number):
+        raise InvalidResults(out, f"filtered.npy holds {stamps.dtype} values, expected numbers")
+    return stamps
+
+
 def _join(base: str, name: str) -> str:
     return f"{base.rstrip('/')}/{name}"
+
+
+def _why_incomplete(fs: Any, root: str) -> str:
+    if not fs.isdir(root):
+        return "no such results folder"
+    if fs.exists(_join(root, INFO_PKL)) and not fs.exists(_join(root, INFO_PARQUET)):
+        return "only the original pickled files and no manifest.json (complete_results() makes a full folder)"
+    return "no manifest.json: the results are incomplete"
 
 
 def read_results(path_or_uri: str | os.PathLike, *, stamps: bool = True) -> Results:
@@ -227,10 +276,16 @@ def read_results(path_or_uri: str | os.PathLike, *, stamps: bool = True) -> Resu
             raise InvalidResults(base, f"missing {name}") from None
 
     try:
+        if not fs.exists(_join(root, MANIFEST)):
+            raise InvalidResults(base, _why_incomplete(fs, root))
         manifest = json.loads(read(MANIFEST))
+        if not isinstance(manifest, dict):
+            raise InvalidResults(base, f"manifest.json holds a {type(manifest).__name__}, expected an object")
         if manifest.get("schema") not in KNOWN_SCHEMAS:
             raise InvalidResults(base, f"unknown manifest schema {manifest.get('schema')!r}")
         header = json.loads(read(HEADER_JSON))
+        if not isinstance(header, dict):
+            raise InvalidResults(base, f"header.json holds a {type(header).__name__}, expected an object")
         hits = pd.read_parquet(io.BytesIO(read(INFO_PARQUET)))
         if stamps:
             array = np.load(io.BytesIO(read(STAMPS)), allow_pickle=False)
