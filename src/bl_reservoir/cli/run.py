@@ -1,0 +1,53 @@
+"""`bl-reservoir run ALG INPUT [--bucket URI] [--force] [--timeout S] [-- ALG_OPTIONS]`: one job, with progress."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+HELP = "run one algorithm on one input and upload the result"
+
+_MARKS = {"received": "·", "skipped": "=", "fetched": "↓", "running": "▶", "uploaded": "↑", "done": "✓",
+          "failed": "✗"}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("algorithm", metavar="ALG", help="package/name, e.g. energy_detection/preprocess_fine")
+    parser.add_argument("input", metavar="INPUT", help="local path, file://, http(s)://, gs:// or s3:// URI")
+    parser.add_argument("--bucket", default=None, help="bucket URI (default BL_RESERVOIR_BUCKET or ./bl-scale)")
+    parser.add_argument("--force", action="store_true", help="run even if the bucket has a complete result")
+    parser.add_argument("--timeout", type=float, default=6 * 3600.0, metavar="S",
+                        help="kill the algorithm after S seconds (default 21600)")
+    parser.add_argument("--json", action="store_true", help="print the events as JSON lines")
+    parser.add_argument("options", nargs="*", metavar="ALG_OPTIONS",
+                        help="options for the algorithm, after `--` (e.g. -- --threshold 1024)")
+
+
+def _show(event: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(event), flush=True)
+        return
+    name = event["event"]
+    detail = {
+        "received": f"{event['algorithm']} on {event['input']}",
+        "skipped": f"{event.get('result')}: {event.get('reason')}",
+        "fetched": f"{event.get('path')} ({event.get('size_bytes')} bytes)",
+        "running": f"{event['algorithm']} ({event.get('kind')}, version {event.get('version')})",
+        "uploaded": f"{event.get('result')} ({event.get('n_hits')} hits)",
+        "done": f"{event.get('n_hits')} hits in {event.get('wall_seconds')} s",
+        "failed": event.get("reason", ""),
+    }.get(name, "")
+    clock = event["time"][11:19]
+    stream = sys.stderr if name == "failed" else sys.stdout
+    print(f"{clock} {_MARKS.get(name, ' ')} {name:<8} {detail}", file=stream, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bl_reservoir.runner import run_job
+
+    outcome = run_job(args.algorithm, args.input, bucket=args.bucket, options=args.options, force=args.force,
+                      timeout=args.timeout, on_event=lambda e: _show(e, args.json))
+    if not args.json:
+        print(f"result: {outcome.result_uri}")
+    return 0
