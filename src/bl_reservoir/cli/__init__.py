@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "worker": (None, "start a Dask worker that serves algorithms"),
     "serve": (None, "serve the web front end and API"),
     "events": (None, "find events in an ON/OFF cadence of dedoppler results"),
-    "sensitivity": (None, "measure an algorithm's sensitivity by injection and recovery"),
+    "sensitivity": ("sensitivity", "measure an algorithm's sensitivity by injection and recovery"),
     "demo": (None, "synthesise a small cadence, run a campaign, show where the results are"),
 }
 
