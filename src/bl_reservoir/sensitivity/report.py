@@ -1,0 +1,200 @@
+"""The saved report: `sensitivity.json`, PNG plots and `report.md`, in a folder and in the bucket.
+
+Layout, read by the web front end's Sensitivity page: `<bucket>/sensitivity/<name>/` holds
+`sensitivity.json`, `report.md`, `recall_vs_snr.png` and `recall_drift_snr.png` (and the other
+plots named in the JSON's `plots`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bl_reservoir.results import to_jsonable, utcnow
+from bl_reservoir.sensitivity.harness import HIT_WINDOWS, Design, Injected, Recovery
+from bl_reservoir.sensitivity.matching import Tolerances
+from bl_reservoir.sensitivity.summary import RECALL_LEVEL, summarise
+
+log = logging.getLogger(__name__)
+
+SCHEMA = 1
+JSON_NAME, MARKDOWN_NAME = "sensitivity.json", "report.md"
+PLOTS = {"recall_vs_snr": "recall_vs_snr.png", "recall_drift_snr": "recall_drift_snr.png",
+         "recall_vs_drift": "recall_vs_drift.png", "recall_vs_width": "recall_vs_width.png"}
+
+
+def build(name: str, design: Design, injected: Injected, recoveries: Sequence[Recovery],
+          tolerances: Tolerances, *, quick: bool = False, wall_seconds: float | None = None) -> dict[str, Any]:
+    """The whole `sensitivity.json` document."""
+    algorithms: dict[str, Any] = {}
+    for rec in recoveries:
+        entry: dict[str, Any] = {"version": rec.version, "options": list(rec.options), "error": rec.error,
+                                 "matching": "window" if rec.algorithm in HIT_WINDOWS else "path",
+                                 "wall_seconds": rec.wall_seconds}
+        if rec.algorithm in HIT_WINDOWS:
+            entry["hit_window_channels"] = HIT_WINDOWS[rec.algorithm]
+        if rec.error is None:
+            entry.update(summarise(rec.truth, rec.signal_hits, rec.noise_hits,
+                                   injected.signal_bandwidth_mhz, injected.noise_bandwidth_mhz))
+        algorithms[rec.algorithm] = entry
+    geometry = design.geometry
+    return to_jsonable({
+        "schema": SCHEMA, "name": name, "created_at": utcnow(), "quick": quick, "seed": design.seed,
+        "wall_seconds": wall_seconds, "recall_level": RECALL_LEVEL,
+        "grid": design.grid.to_dict(),
+        "observations": {
+            "format": "h5", "n_time": design.n_time, "tsamp_s": geometry.tsamp, "foff_hz": geometry.foff_hz,
+            "coarse_channel_width": design.coarse_channel_width, "slot_width_channels": design.slot_width,
+            "n_signals": len(injected.truth), "signal_files": len(injected.signal_files),
+            "noise_files": len(injected.noise_files),
+            "signal_bandwidth_mhz": injected.signal_bandwidth_mhz,
+            "noise_bandwidth_mhz": injected.noise_bandwidth_mhz,
+            "snr_definition": "setigen: peak per-channel intensity of the time-integrated signal over the "
+                              "standard deviation of the time-integrated noise",
+        },
+        "tolerances": tolerances.to_dict(geometry),
+        "plots": dict(PLOTS),
+        "algorithms": algorithms,
+    })
+
+
+def write(doc: Mapping[str, Any], out_dir: str | os.PathLike) -> list[Path]:
+    """Write `sensitivity.json`, the plots and `report.md` into `out_dir`; return the paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / JSON_NAME).write_text(json.dumps(doc, indent=2))
+    paths = [out / JSON_NAME, *plot(doc, out)]
+    (out / MARKDOWN_NAME).write_text(markdown(doc))
+    return [*paths, out / MARKDOWN_NAME]
+
+
+def upload(paths: Sequence[Path], bucket: str, name: str) -> str:
+    """Copy the report files to `<bucket>/sensitivity/<name>/`; returns that URI."""
+    from bl_reservoir.errors import UploadError
+    from bl_reservoir.storage import open_bucket
+
+    fs, root = open_bucket(bucket)
+    dest = f"{root.rstrip('/')}/sensitivity/{name}"
+    try:
+        fs.makedirs(dest, exist_ok=True)
+        for path in paths:
+            fs.put_file(str(path), f"{dest}/{path.name}")
+    except OSError as exc:
+        raise UploadError(bucket, f"cannot write sensitivity/{name}: {exc}") from None
+    return f"{bucket.rstrip('/')}/sensitivity/{name}"
+
+
+def _ok(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: a for name, a in doc["algorithms"].items() if a.get("error") is None}
+
+
+def plot(doc: Mapping[str, Any], out: Path) -> list[Path]:
+    """Recall against SNR, drift and width (one line per algorithm), and drift-SNR heat maps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    algorithms = _ok(doc)
+    written = []
+    for key, axis, label in (("recall_vs_snr", "snr", "injected SNR"),
+                             ("recall_vs_drift", "drift_rate", "drift rate (Hz/s)"),
+                             ("recall_vs_width", "width", "signal width FWHM (Hz)")):
+        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+        for i, (name, entry) in enumerate(algorithms.items()):
+            curve = entry[f"recall_by_{axis.split('_')[0]}"]
+            line, = ax.plot([r[axis] for r in curve], [r["recall"] for r in curve], "o-", label=name)
+            if axis == "snr":
+                for flag, style in (("off", ":"), ("on", "--")):
+                    part = entry["doppler_smearing"].get(flag)
+                    if part:
+                        ax.plot([r["snr"] for r in part["recall_by_snr"]], [r["recall"] for r in part["recall_by_snr"]],
+                                style, color=line.get_color(), alpha=0.6, label=f"  smearing {flag}")
+        if axis == "snr":
+            ax.axhline(doc["recall_level"], color="grey", lw=0.8)
+        ax.set_xlabel(label)
+        ax.set_ylabel("recall (fraction of injected signals found)")
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+        ax.set_title(f"{doc['name']}: recall against {label.split(' (')[0]}", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(out / PLOTS[key])
+        plt.close(fig)
+        written.append(out / PLOTS[key])
+    written.append(_heat_maps(doc, algorithms, out, plt))
+    return written
+
+
+def _heat_maps(doc: Mapping[str, Any], algorithms: Mapping[str, Any], out: Path, plt) -> Path:
+    n = max(1, len(algorithms))
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.8), dpi=110, squeeze=False)
+    image = None
+    for ax, (name, entry) in zip(axes[0], algorithms.items()):
+        plane = entry["recall_drift_snr"]
+        values = np.array([[np.nan if v is None else v for v in row] for row in plane["recall"]], dtype=float)
+        image = ax.imshow(values, origin="lower", aspect="auto", vmin=0, vmax=1, cmap="viridis")
+        ax.set_xticks(range(len(plane["snr"])), [f"{v:g}" for v in plane["snr"]], fontsize=7)
+        ax.set_yticks(range(len(plane["drift_rate"])), [f"{v:g}" for v in plane["drift_rate"]], fontsize=7)
+        ax.set_xlabel("injected SNR")
+        ax.set_ylabel("drift rate (Hz/s)")
+        ax.set_title(name, fontsize=9)
+    if image is not None:
+        fig.colorbar(image, ax=axes[0].tolist(), label="recall")
+    path = out / PLOTS["recall_drift_snr"]
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _fmt(value: Any, spec: str = ".3g") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def markdown(doc: Mapping[str, Any]) -> str:
+    """`report.md`: what was run, one table row per algorithm, the plots."""
+    grid, obs, tol = doc["grid"], doc["observations"], doc["tolerances"]
+    lines = [
+        f"# Sensitivity: {doc['name']}", "",
+        f"Injection and recovery with `bl-reservoir sensitivity`{' --quick' if doc['quick'] else ''} "
+        f"(seed {doc['seed']}, {doc['created_at']}). {obs['n_signals']} signals in {obs['signal_files']} "
+        f"file(s) ({obs['signal_bandwidth_mhz']:.3g} MHz), noise-only {obs['noise_bandwidth_mhz']:.3g} MHz; "
+        f"{obs['n_time']} spectra of {obs['tsamp_s']:.4g} s, {abs(obs['foff_hz']):.4g} Hz channels, coarse "
+        f"channels of {obs['coarse_channel_width']} fine channels.", "",
+        f"Grid: SNR {_values(grid['snr'])}; drift {_values(grid['drift_rate'])} Hz/s; width "
+        f"{_values(grid['width'])} Hz; Doppler smearing {_values(grid['doppler_smearing'])}; "
+        f"{grid['trials']} trial(s) per point ({grid['sampling']}).", "",
+        f"Matching: a hit's start channel within {tol['channels']:g} channels (+ half the FWHM, + half a "
+        f"spectrum's drift when smeared) and its drift within {tol['drift_bins']:g} drift bins "
+        f"({tol['drift_tolerance_hz_s']:.3g} Hz/s); algorithms without a drift rate are matched on "
+        "channel overlap only (see docs/sensitivity.md).", "",
+        f"| algorithm | matching | recall | SNR at {doc['recall_level']:.0%} recall | smearing off / on "
+        "| false hits per MHz (noise-only) | unmatched hits per MHz (signal files) | wall s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, a in doc["algorithms"].items():
+        if a.get("error"):
+            lines.append(f"| {name} | failed: {a['error']} | | | | | | |")
+            continue
+        smear = a["doppler_smearing"]
+        off, on = (smear.get(k, {}).get("snr_at_90") for k in ("off", "on"))
+        fh, uh = a["false_hits"], a["unmatched_hits_in_signal_files"]
+        lines.append(
+            f"| `{name}` | {a['matching']} | {a['n_found']}/{a['n_signals']} ({a['recall']:.0%}) | "
+            f"{_fmt(a['snr_at_90'])} | {_fmt(off)} / {_fmt(on)} | {_fmt(fh['per_mhz'])} "
+            f"({fh['count']} hits; 95% upper {_fmt(fh['per_mhz_upper_95'])}) | {_fmt(uh['per_mhz'])} | "
+            f"{a['wall_seconds']:.1f} |")
+    lines += ["", "— in the SNR column: recall never reached the level on this grid.", ""]
+    for key, file in doc["plots"].items():
+        lines += [f"![{key.replace('_', ' ')}]({file})", ""]
+    return "\n".join(lines)
+
+
+def _values(values: Sequence[Any]) -> str:
+    return ", ".join(f"{v:g}" if isinstance(v, float) else str(v).lower() for v in values)
