@@ -1,0 +1,50 @@
+"""Exact path sums for a few (channel, drift) pairs: the second stage of the coarse-to-fine search.
+
+`drift_offsets` gives the channel offset at each row of the path that `drift_search` sums for a
+drift of t bins (block pre-shift plus Taylor path), so a refined sum equals the tree's value up
+to float rounding, and the coarse-to-fine search reports what the exhaustive one would.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from bl_reservoir.dedoppler._taylor import taylor_path
+
+
+def drift_offsets(n_rows: int, max_bins: int) -> np.ndarray:
+    """int32 (max_bins + 1, n_rows): row offsets (channels) of the searched path of each drift 0..max_bins."""
+    step = max(n_rows - 1, 1)
+    tree = taylor_path(n_rows)
+    bins = np.arange(max_bins + 1)
+    rows = np.arange(n_rows)
+    return ((bins // step)[:, None] * rows[None, :] + tree[bins % step]).astype(np.int32)
+
+
+@njit(cache=True)
+def refine(data: np.ndarray, pad_value: float, offsets: np.ndarray, columns: np.ndarray,
+           drifts: np.ndarray, radius_cols: int, radius_bins: int, min_bins: int, max_bins: int,
+           best: np.ndarray, best_bins: np.ndarray) -> None:
+    """For each candidate (columns[n], drifts[n] signed bins), sum every path within the radii.
+
+    `data` is (n_time, W); rows past n_time count as zero, columns outside the band as
+    `pad_value`. Keeps the largest sum per start column in `best` / `best_bins` (signed bins).
+    """
+    n_time, width = data.shape
+    for n in range(columns.shape[0]):
+        centre = drifts[n]
+        sign = 1 if centre >= 0 else -1
+        for col in range(columns[n] - radius_cols, columns[n] + radius_cols + 1):
+            if col < 0 or col >= width:
+                continue
+            for mag in range(abs(centre) - radius_bins, abs(centre) + radius_bins + 1):
+                if mag < min_bins or mag > max_bins:
+                    continue
+                total = 0.0
+                for i in range(n_time):
+                    c = col + sign * offsets[mag, i]
+                    total += data[i, c] if 0 <= c < width else pad_value
+                if total > best[col]:
+                    best[col] = total
+                    best_bins[col] = sign * mag

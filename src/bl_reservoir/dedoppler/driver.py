@@ -1,0 +1,197 @@
+"""The de-Doppler search of one observation, streamed one coarse channel at a time.
+
+Per coarse channel: repair the DC spike, estimate the noise of the integrated spectrum, search
+every drift 0..+-max (coarse-to-fine by default, or exhaustively), then pick one hit per signal.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bl_reservoir.dedoppler._hits import hit_search
+from bl_reservoir.dedoppler._refine import drift_offsets, refine
+from bl_reservoir.dedoppler._taylor import drift_search, padded_width
+
+log = logging.getLogger(__name__)
+
+#: Columns of the hits table (units: MHz, Hz/s; `index` is the fine channel in the file).
+HIT_COLUMNS = ["index", "freqs", "coarse_channel", "drift_rate", "snr", "freq_start", "freq_end",
+               "channel_in_coarse", "drift_bins", "n_candidates"]
+
+#: A coarse-stage candidate must reach this fraction of --snr (its noise is sqrt(2) larger).
+CANDIDATE_FRACTION = 0.5
+_CHUNK = 4096
+_STAMP_MARGIN = 8
+
+
+@dataclass(frozen=True)
+class SearchParameters:
+    """What the search was asked for: drifts in Hz/s, SNR threshold, strategy."""
+
+    max_drift: float = 4.0
+    min_drift: float = 0.0
+    snr: float = 10.0
+    blank_dc: bool = True
+    exhaustive: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DriftGrid:
+    """Drift bins of one observation: a bin moves one channel over `n_rows - 1` samples."""
+
+    n_time: int
+    n_rows: int  # n_time padded to a power of two
+    resolution: float  # Hz/s per bin, signed like foff (drift_rate = bins * resolution)
+    max_bins: int
+    min_bins: int
+
+    @classmethod
+    def for_header(cls, header: dict, n_time: int, params: SearchParameters) -> DriftGrid:
+        n_rows = 1 << max(0, math.ceil(math.log2(max(n_time, 1))))
+        foff_hz = header["foff"] * 1e6
+        resolution = foff_hz / (max(n_rows - 1, 1) * header["tsamp"])
+        # ceil: the last bin reaches max_drift, so +-max is searched with no gap at the edges
+        max_bins = math.ceil(params.max_drift / abs(resolution) - 1e-9)
+        min_bins = math.ceil(params.min_drift / abs(resolution) - 1e-9)
+        return cls(n_time, n_rows, resolution, max_bins, min(min_bins, max_bins))
+
+    def excursion(self) -> int:
+        """Largest drift excursion over the data, in channels."""
+        return math.ceil(self.max_bins * (self.n_time - 1) / max(self.n_rows - 1, 1))
+
+
+def blank_dc(block: np.ndarray) -> None:
+    """Replace the centre channel (the DC spike of the coarse-channel FFT) by its neighbours' mean, in place."""
+    mid = block.shape[1] // 2
+    if 0 < mid < block.shape[1] - 1:
+        block[:, mid] = 0.5 * (block[:, mid - 1] + block[:, mid + 1])
+
+
+def noise_stats(integrated: np.ndarray) -> tuple[float, float]:
+    """turboSETI's noise estimate: median, and std of the central 5-95 percentile of the integrated spectrum."""
+    low, median, high = np.percentile(integrated, [5, 50, 95])
+    central = integrated[(integrated > low) & (integrated < high)]
+    std = float(central.std()) if central.size else 0.0
+    return float(median), std if std > 0 else 1.0
+
+
+def _padded(block: np.ndarray, n_rows: int, max_bins: int, pad_value: float, reverse: bool) -> np.ndarray:
+    n_time, width = block.shape
+    out = np.zeros((n_rows, padded_width(width, n_rows, max_bins, _CHUNK)), dtype=np.float32)
+    out[:n_time, :width] = block[:, ::-1] if reverse else block
+    out[:n_time, width:] = pad_value
+    return out
+
+
+def _search_both_signs(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int,
+                       pad_value: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exhaustive tree search: best path sum per start channel over drifts of both signs."""
+    width = block.shape[1]
+    best = np.full(width, -np.inf, dtype=np.float32)
+    bins = np.zeros(width, dtype=np.int32)
+    drift_search(_padded(block, n_rows, max_bins, pad_value, False), width, max_bins, min_bins, best, bins, _CHUNK)
+    best_r = np.full(width, -np.inf, dtype=np.float32)
+    bins_r = np.zeros(width, dtype=np.int32)
+    drift_search(_padded(block, n_rows, max_bins, pad_value, True), width, max_bins, min_bins, best_r, bins_r, _CHUNK)
+    best_r, bins_r = best_r[::-1], -bins_r[::-1]
+    better = best_r > best
+    return np.where(better, best_r, best), np.where(better, bins_r, bins)
+
+
+def _coarse_to_fine(block: np.ndarray, grid: DriftGrid, pad_value: float,
+                    threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Search pairs of summed channels (a quarter of the work), then sum exactly the paths near candidates."""
+    width = block.shape[1]
+    coarse = block[:, 0::2] + block[:, 1::2]
+    med_c, std_c = noise_stats(coarse.sum(axis=0))
+    best_c, bins_c = _search_both_signs(coarse, grid.n_rows, grid.max_bins // 2 + 1,
+                                        max(0, grid.min_bins // 2 - 1), 2 * pad_value)
+    snr_c = (best_c - med_c) / std_c
+    cand = np.flatnonzero(snr_c >= threshold * CANDIDATE_FRACTION)
+    best = np.full(width, -np.inf, dtype=np.float32)
+    bins = np.zeros(width, dtype=np.int32)
+    if cand.size:
+        offsets = drift_offsets(grid.n_rows, grid.max_bins)
+        refine(block, pad_value, offsets, (2 * cand).astype(np.int64), (2 * bins_c[cand]).astype(np.int64),
+               3, 4, grid.min_bins, grid.max_bins, best, bins)
+    return best, bins
+
+
+def search_block(block: np.ndarray, header: dict, grid: DriftGrid, params: SearchParameters,
+                 coarse_channel: int, first_channel: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Hits of one coarse channel (n_time, W) and their stamps (n_hits, n_time, stamp width).
+
+    `first_channel` is the file index of the block's first channel. `block` is modified (DC repair).
+    """
+    n_time, width = block.shape
+    if params.blank_dc:
+        blank_dc(block)
+    median, std = noise_stats(block.sum(axis=0, dtype=np.float64))
+    pad_value = median / n_time
+    stamp_width = 2 * (grid.excursion() + _STAMP_MARGIN) + 1
+    empty = pd.DataFrame(columns=HIT_COLUMNS), np.zeros((0, n_time, stamp_width), dtype=np.float32)
+    if (float(block.max()) * n_time - median) / std < params.snr:
+        return empty  # not even a path of the brightest sample everywhere could make a hit
+    if params.exhaustive or width % 2:
+        best, bins = _search_both_signs(block, grid.n_rows, grid.max_bins, grid.min_bins, pad_value)
+    else:
+        best, bins = _coarse_to_fine(block, grid, pad_value, params.snr)
+    snr = (best - median) / std
+    n_candidates = int(np.count_nonzero(snr >= params.snr))
+    found = hit_search(snr, params.snr, grid.excursion())
+    if found.size == 0:
+        return empty
+    drift = bins[found] * grid.resolution
+    freqs = header["fch1"] + header["foff"] * (first_channel + found)
+    duration = (n_time - 1) * header["tsamp"]
+    hits = pd.DataFrame({
+        "index": first_channel + found,
+        "freqs": freqs,
+        "coarse_channel": coarse_channel,
+        "drift_rate": drift,
+        "snr": snr[found].astype(np.float64),
+        "freq_start": freqs,
+        "freq_end": freqs + drift * duration * 1e-6,
+        "channel_in_coarse": found,
+        "drift_bins": bins[found],
+        "n_candidates": n_candidates,
+    }, columns=HIT_COLUMNS)
+    return hits, _stamps(block, found, stamp_width, pad_value)
+
+
+def _stamps(block: np.ndarray, centres: np.ndarray, stamp_width: int, pad_value: float) -> np.ndarray:
+    half = stamp_width // 2
+    padded = np.pad(block, ((0, 0), (half, half)), constant_values=pad_value)
+    return np.stack([padded[:, c:c + stamp_width] for c in centres]).astype(np.float32)
+
+
+def search_observation(obs, params: SearchParameters) -> tuple[pd.DataFrame, np.ndarray, DriftGrid]:
+    """Search every coarse channel of an open `Observation`; return hits, stamps and the drift grid."""
+    grid = DriftGrid.for_header(obs.header, obs.n_time, params)
+    log.info("%s: %d coarse channels, drift resolution %.6f Hz/s, %d bins each sign",
+             obs.path, obs.n_coarse_channels, abs(grid.resolution), grid.max_bins)
+    frames, stamps = [], []
+    for cc, block in obs.iter_coarse_channels():
+        start, _ = obs.coarse_channel_bounds(cc)
+        hits, stamp = search_block(block, obs.header, grid, params, cc, start)
+        log.info("%s: coarse channel %d: %d hits", obs.path, cc, len(hits))
+        if len(hits):
+            frames.append(hits)
+            stamps.append(stamp)
+        del block
+    if frames:
+        hits = pd.concat(frames, ignore_index=True)
+        return hits, np.concatenate(stamps), grid
+    stamp_width = 2 * (grid.excursion() + _STAMP_MARGIN) + 1
+    return (pd.DataFrame({c: pd.Series(dtype="float64" if c not in ("index", "coarse_channel") else "int64")
+                          for c in HIT_COLUMNS}),
+            np.zeros((0, obs.n_time, stamp_width), dtype=np.float32), grid)
