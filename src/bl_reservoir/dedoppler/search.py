@@ -1,0 +1,102 @@
+"""`python -m bl_reservoir.dedoppler.search IN [OUT] [--max-drift 4] [--min-drift 0] [--snr 10] ...` (contract C1).
+
+Writes the standard results folder (C2) plus `<input stem>.dat` in turboSETI's format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bl_reservoir import __version__
+from bl_reservoir.errors import ReservoirError, UsageError
+
+log = logging.getLogger(__name__)
+
+ALGORITHM = {"package": "dedoppler", "name": "search", "version": __version__}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bl_reservoir.dedoppler.search",
+                                     description="Taylor-tree de-Doppler drift search of one observation.")
+    parser.add_argument("input", help=".fil or .h5 observation (path or URI)")
+    parser.add_argument("out_dir", nargs="?", help="results folder (default: the input path without extension)")
+    parser.add_argument("--max-drift", type=float, default=4.0, help="largest |drift rate| searched, Hz/s (default 4)")
+    parser.add_argument("--min-drift", type=float, default=0.0, help="smallest |drift rate| reported, Hz/s (default 0)")
+    parser.add_argument("--snr", type=float, default=10.0, help="SNR threshold of a hit (default 10)")
+    parser.add_argument("--coarse-channel-width", type=int, default=None,
+                        help="fine channels per coarse channel (default: from the header)")
+    parser.add_argument("--exhaustive", action="store_true",
+                        help="search every channel at full resolution instead of coarse-to-fine (slower, same hits)")
+    parser.add_argument("--gpu", action="store_true", help="run the kernels on a CUDA GPU (needs cupy)")
+    parser.add_argument("--quiet", action="store_true", help="log warnings only")
+    return parser
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.max_drift <= 0:
+        raise UsageError(f"{args.input}: --max-drift must be > 0 Hz/s, got {args.max_drift}")
+    if not 0 <= args.min_drift <= args.max_drift:
+        raise UsageError(f"{args.input}: --min-drift must be in 0..max-drift, got {args.min_drift}")
+    if args.snr <= 0:
+        raise UsageError(f"{args.input}: --snr must be > 0, got {args.snr}")
+    if args.gpu:
+        try:
+            import cupy  # noqa: F401
+        except ImportError:
+            raise UsageError(f"{args.input}: --gpu needs cupy and a CUDA device "
+                             "(pip install 'bl-reservoir[gpu]'); run without --gpu for the CPU path") from None
+        raise UsageError(f"{args.input}: the GPU path is not built in this version; run without --gpu")
+
+
+def run(args: argparse.Namespace) -> Path:
+    """Search `args.input` and write the results folder; return its path."""
+    from bl_reservoir.dedoppler.datfile import write_dat
+    from bl_reservoir.dedoppler.driver import SearchParameters, search_observation
+    from bl_reservoir.io import open_observation
+    from bl_reservoir.results import build_manifest, utcnow, write_results
+
+    _check(args)
+    started, t0 = utcnow(), time.perf_counter()
+    params = SearchParameters(max_drift=args.max_drift, min_drift=args.min_drift, snr=args.snr,
+                              exhaustive=args.exhaustive)
+    with open_observation(args.input, coarse_channel_width=args.coarse_channel_width) as obs:
+        out_dir = Path(args.out_dir) if args.out_dir else Path(os.path.splitext(obs.path)[0])
+        hits, stamps, grid = search_observation(obs, params)
+        header, name, n_time = dict(obs.header), obs.name, obs.n_time
+        size = os.path.getsize(obs.path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_dat(out_dir / f"{name}.dat", header, hits, n_time=n_time, max_drift=args.max_drift,
+              window_channels=2 * grid.max_bins)
+    parameters = {**params.as_dict(), "coarse_channel_width": args.coarse_channel_width,
+                  "drift_resolution_hz_s": abs(grid.resolution), "drift_bins": grid.max_bins}
+    manifest = build_manifest(algorithm=ALGORITHM, parameters=parameters, input_uri=str(args.input),
+                              input_size=size, started_at=started, finished_at=utcnow(),
+                              wall_seconds=round(time.perf_counter() - t0, 3))
+    write_results(out_dir, header, hits, stamps, manifest)
+    log.info("%s: %d hits -> %s", args.input, len(hits), out_dir)
+    return out_dir
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        run(args)
+    except ReservoirError as exc:
+        print(f"dedoppler/search: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:  # unreadable input or unwritable output: the user's to fix, not a bug
+        print(f"dedoppler/search: error: {exc.filename or args.input}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
