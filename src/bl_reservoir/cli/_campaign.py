@@ -1,0 +1,63 @@
+"""What the campaign commands share: their flags, the live progress bar, the closing summary."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from typing import Any
+
+#: Above this many jobs the summary lists only the failed ones.
+_LIST_ALL_UP_TO = 40
+
+
+def add_engine_flags(parser: argparse.ArgumentParser, detach: bool = True) -> None:
+    parser.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address (default: "
+                        "DASK_SCHEDULER_ADDRESS, else an embedded LocalCluster sized to this machine)")
+    parser.add_argument("--db", metavar="URL", help="job store SQLAlchemy URL (default: BL_RESERVOIR_DB, "
+                        "else a SQLite file beside the bucket)")
+    if detach:
+        parser.add_argument("--detach", action="store_true",
+                            help="return at once; the jobs run on (needs a scheduler the workers share)")
+
+
+def run_with_progress(start: Callable[..., Any], *args: Any, detach: bool = False, **kw: Any) -> Any:
+    """Call `start(*args, on_created=..., on_progress=..., **kw)` under a live rich bar; its result."""
+    from bl_reservoir.scale.progress import CampaignProgress
+
+    if logging.getLogger().level >= logging.WARNING:  # Dask logs every connection at INFO: keep -v for that
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    bar = CampaignProgress()
+
+    def created(campaign: str, total: int) -> None:
+        print(f"campaign {campaign}: {total} jobs", flush=True)
+        if not detach:
+            bar.start(campaign, total)
+
+    try:
+        return start(*args, detach=detach, on_created=created, on_progress=bar.update, **kw)
+    finally:
+        bar.stop()
+
+
+def print_summary(db: str | None, campaign: str) -> int:
+    """Counts and jobs of a campaign, where the results are; exit code 8 if any job failed."""
+    from rich.console import Console
+
+    from bl_reservoir import settings
+    from bl_reservoir.errors import JobFailed
+    from bl_reservoir.scale.progress import counts_table, jobs_table
+    from bl_reservoir.scale.store import Store
+
+    store = Store(settings.db_url(db))
+    row = store.get_campaign(campaign)
+    row["counts"] = store.campaign_counts(campaign)
+    console = Console()
+    jobs = store.list_jobs(campaign)
+    if len(jobs) > _LIST_ALL_UP_TO:
+        jobs = [j for j in jobs if j["state"] == "failed"]
+    if jobs:
+        console.print(jobs_table(jobs, title=f"jobs of campaign {campaign}"))
+    console.print(counts_table([row]))
+    console.print(f"results in {row['bucket']}  (job store {store.url})")
+    return JobFailed.exit_code if row["counts"]["failed"] else 0

@@ -1,0 +1,176 @@
+"""The Dask engine: one task per job, events back into the store, retries on worker loss.
+
+`Engine(scheduler)` connects to any Dask scheduler (Kubernetes, HPC via dask-jobqueue,
+hand-started workers); without an address it starts an in-process `LocalCluster` sized to the
+machine, the embedded default. We write no scheduler of our own: Dask places, runs and
+reschedules tasks; the store records what happened.
+
+Attempts: every task emits an `attempt` event before it runs the job, so a job rerun after its
+worker died shows `attempts >= 2` whoever reran it (the scheduler itself, up to its
+`allowed-failures`, or this engine on `KilledWorker`, up to `max_attempts`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bl_reservoir.errors import UsageError
+from bl_reservoir.scale import campaigns
+from bl_reservoir.scale.store import Store
+from bl_reservoir.scale.tasks import JobSpec, Outcome, run_task, topic_of
+
+log = logging.getLogger(__name__)
+
+_TICK_SECONDS = 0.1       # how often the submitter drains events and finished tasks
+_PROGRESS_SECONDS = 0.5   # how often it reads counts from the store for the progress callback
+
+
+def task_key(job_id: str) -> str:
+    """Dask key of a job: stable, so a resubmission joins a task still running on the cluster."""
+    return f"blr-{job_id}"
+
+
+class Engine:
+    """A Dask client for campaigns; use as a context manager (it closes what it started)."""
+
+    def __init__(self, scheduler: str | None = None, *, n_workers: int | None = None,
+                 threads_per_worker: int = 1):
+        import dask
+        from distributed import Client, LocalCluster
+
+        self.scheduler = scheduler
+        self.cluster = None
+        try:
+            if scheduler:
+                self.client = Client(scheduler, timeout="20s")
+            else:
+                # Engine-side retries are visible in the store; the embedded scheduler retries nothing itself.
+                with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                    self.cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1,
+                                                threads_per_worker=threads_per_worker, processes=True,
+                                                dashboard_address=None, host="127.0.0.1")
+                self.client = Client(self.cluster)
+        except OSError as exc:
+            raise UsageError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        log.info("engine on %s", self.client.scheduler.address)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def resources_for(self, package: str) -> dict[str, int] | None:
+        """`{package: 1}` when workers advertise algorithm resources, else None (any worker will do)."""
+        workers = self.client.scheduler_info(n_workers=-1)["workers"].values()
+        advertised = {name for w in workers for name in (w.get("resources") or {})}
+        if not advertised:
+            return None
+        if package not in advertised:
+            log.warning("no worker serves %s yet (workers serve %s): jobs wait for one",
+                        package, ", ".join(sorted(advertised)))
+        return {package: 1}
+
+    def _submit(self, spec: JobSpec, resources: dict | None, topic: str | None, db_url: str | None):
+        return self.client.submit(run_task, spec, topic, db_url, key=task_key(spec.job_id), pure=False,
+                                  resources=resources)
+
+    def detach(self, store: Store, campaign: dict, jobs: Sequence[dict], *, force: bool = False) -> None:
+        """Submit and leave: the tasks outlive this client and write the store themselves."""
+        from distributed import fire_and_forget
+
+        if self.cluster is not None:
+            raise UsageError("--detach needs a running scheduler (--scheduler or DASK_SCHEDULER_ADDRESS): "
+                             "an embedded cluster ends with this process")
+        resources = self.resources_for(campaign["algorithm"].split("/", 1)[0])
+        for job in jobs:
+            fire_and_forget(self._submit(_spec(campaign, job, force), resources, None, store.url))
+
+    def run(self, store: Store, campaign: dict, jobs: Sequence[dict], *, force: bool = False,
+            on_progress: Callable[[dict[str, int]], None] | None = None) -> dict[str, int]:
+        """Run the jobs to the end, recording events and outcomes; the campaign's counts by state."""
+        from distributed import as_completed
+
+        cid = campaign["id"]
+        topic = topic_of(cid)
+        events: queue.SimpleQueue = queue.SimpleQueue()
+        self.client.subscribe_topic(topic, lambda event: events.put(event[1]))
+        resources = self.resources_for(campaign["algorithm"].split("/", 1)[0])
+        specs = {task_key(job["id"]): _spec(campaign, job, force) for job in jobs}
+        pending = as_completed([self._submit(spec, resources, topic, None) for spec in specs.values()])
+        losses: Counter[str] = Counter()
+        last_progress = 0.0
+        try:
+            while not pending.is_empty():
+                _drain(store, events)
+                for future in pending.next_batch(block=False):
+                    spec = specs[future.key]
+                    _drain(store, events)   # the attempt event first, then the outcome
+                    if self._finished(store, campaign, spec, future, losses):
+                        pending.add(future)
+                if time.monotonic() - last_progress > _PROGRESS_SECONDS:
+                    last_progress = time.monotonic()
+                    if store.get_campaign(cid)["state"] == "cancelled":
+                        log.info("campaign %s cancelled: dropping its tasks", cid)
+                        self.client.cancel(list(pending.futures))
+                        break
+                    if on_progress:
+                        on_progress(store.campaign_counts(cid))
+                time.sleep(_TICK_SECONDS)
+            _drain(store, events)
+        finally:
+            self.client.unsubscribe_topic(topic)
+        store.close_campaign(cid)
+        counts = store.campaign_counts(cid)
+        if on_progress:
+            on_progress(counts)
+        return counts
+
+    def _finished(self, store: Store, campaign: dict, spec: JobSpec, future: Any, losses: Counter) -> bool:
+        """Record a finished task; True when it was resubmitted after losing its worker."""
+        from distributed.scheduler import KilledWorker
+
+        if future.status == "finished":
+            campaigns.apply_outcome(store, future.result(), campaign["algorithm"])
+            return False
+        if future.status == "cancelled":
+            return False  # cancelled by the user or the cluster: the job stays unfinished, `resume` reruns it
+        exc = future.exception()
+        if isinstance(exc, KilledWorker):
+            losses[spec.job_id] += 1
+            attempts = max(store.get_job(spec.job_id)["attempts"], losses[spec.job_id])
+            if attempts < campaign["max_attempts"]:
+                log.warning("job %s lost its worker (attempt %d of %d): resubmitting", spec.job_id, attempts,
+                            campaign["max_attempts"])
+                future.retry()
+                return True
+            reason = f"{spec.input_uri}: worker lost on each of {attempts} attempts"
+        else:
+            reason = f"{spec.input_uri}: internal error {type(exc).__name__}: {exc}"
+        campaigns.apply_outcome(store, Outcome(spec.job_id, "failed", error=reason), campaign["algorithm"])
+        return False
+
+
+def _spec(campaign: dict, job: dict, force: bool) -> JobSpec:
+    return JobSpec(job["id"], campaign["algorithm"], job["input_uri"], campaign["bucket"],
+                   tuple(campaign["parameters"]), force)
+
+
+def _drain(store: Store, events: queue.SimpleQueue) -> None:
+    while True:
+        try:
+            event = events.get_nowait()
+        except queue.Empty:
+            return
+        campaigns.apply_event(store, event)
