@@ -191,3 +191,47 @@ def _spread_signals(n: int, n_coarse: int, width: int, n_time: int, hdr: Mapping
                                foff_hz=hdr["foff"] * 1e6, snr_range=snr_range, drift_range=drift_range,
                                width_range=width_range, doppler_smearing=doppler_smearing, seed=rng)
             for cc, k in enumerate(counts) if k}
+
+
+#: ABACAD: files 0, 2, 4 look at the target, 1, 3, 5 at three other sources.
+CADENCE_ON = (0, 2, 4)
+
+
+def make_cadence(out_dir: str | os.PathLike, signals: Sequence[tuple[Signal, Sequence[int]]] = (), *,
+                 n_coarse_channels: int = 1, coarse_channel_width: int = COARSE_WIDTH, n_time: int = N_TIME,
+                 target: str = "SYNTH_TARGET", off_sources: Sequence[str] = ("OFF_A", "OFF_B", "OFF_C"),
+                 slew_s: float = 30.0, ext: str = ".h5", seed: Any = None) -> tuple[list[Path], pd.DataFrame]:
+    """Six files of an ABACAD cadence over one band; return their paths and the truth of every file.
+
+    Each signal is `(Signal, files)`: `Signal.index` is the file channel at the start of file 0 and
+    it appears in the files listed (0..5), where it starts where its drift has carried it by then
+    (files follow each other after `slew_s` seconds). Truth rows carry `file` (0..5) and `path`.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    n_chans = n_coarse_channels * coarse_channel_width
+    obs_seconds = n_time * TSAMP
+    sources = [target if k in CADENCE_ON else off_sources[k // 2] for k in range(6)]
+    seeds = np.random.default_rng(seed).integers(0, 2**63 - 1, size=6)
+    paths, truths = [], []
+    for k, source in enumerate(sources):
+        elapsed = k * (obs_seconds + slew_s)
+        header = bl_header(n_chans, source_name=source, tstart=60000.0 + elapsed / 86400.0,
+                           coarse_channel_width=coarse_channel_width)
+        by_channel: dict[int, list[Signal]] = {}
+        for signal, files in signals:
+            if k not in files:
+                continue
+            index = int(round(signal.index + signal.drift_rate * elapsed / FOFF_HZ))
+            cc, local = divmod(index, coarse_channel_width)
+            if not 0 <= cc < n_coarse_channels:
+                raise ValueError(f"signal at channel {signal.index} drifts out of the band by file {k}")
+            by_channel.setdefault(cc, []).append(Signal(local, signal.drift_rate, signal.snr, signal.width,
+                                                        signal.doppler_smearing))
+        path = out / f"cadence_{k}_{'ON' if k in CADENCE_ON else 'OFF'}_{source}{ext}"
+        path, truth = make_observation(path, n_coarse_channels=n_coarse_channels,
+                                       coarse_channel_width=coarse_channel_width, n_time=n_time,
+                                       signals=by_channel, seed=int(seeds[k]), header=header)
+        paths.append(path)
+        truths.append(truth.assign(file=k, path=str(path)))
+    return paths, pd.concat(truths, ignore_index=True)
