@@ -6,12 +6,13 @@ Both tables give `index`, the fine channel in the file at t = 0 (contract C2). A
 Two rules, chosen by what the hits carry:
 
 - **path** (hits with `drift_rate`, Hz/s): a hit matches a signal when its start channel is within
-  `channel_tolerance` channels of the signal's and its drift rate within `drift_tolerance` Hz/s.
-  The channel tolerance is `channels` plus half the signal's FWHM in channels, plus half a
-  spectrum's drift when the signal is Doppler-smeared (its power then spreads over that many
-  channels in every spectrum, and its centre at t = 0 sits half a step along the path). The drift
-  tolerance is `drift_bins` drift bins of `|foff| / ((n_time - 1) * tsamp)`, one channel over the
-  observation: the resolution of a Taylor tree.
+  the channel tolerance of the signal's centre at t = 0 and its drift rate within the drift
+  tolerance. The channel tolerance is `channels` plus half the signal's FWHM in channels; the
+  drift tolerance is `drift_bins` drift bins of `|foff| / ((n_time - 1) * tsamp)` Hz/s, one
+  channel over the observation (the resolution of a Taylor tree). A Doppler-smeared signal
+  spreads over `s = |drift step per spectrum|` channels in every spectrum, so any path inside
+  that band is a detection of it: both tolerances grow by `s` (channels, and drift bins), and its
+  centre at t = 0 sits half a step along its path.
 - **window** (hits without a drift rate, e.g. energy detection): a hit covering the channels
   `[index, index + window)` (or `index +- channels` when no window is given) matches a signal
   whose path, widened by the same channel tolerance, overlaps it. Such algorithms are only
@@ -57,14 +58,24 @@ class Tolerances:
     def to_dict(self, geometry: Geometry) -> dict:
         return {**asdict(self), "drift_bin_hz_s": geometry.drift_bin,
                 "drift_tolerance_hz_s": self.drift_bins * geometry.drift_bin,
-                "channel_tolerance": "channels + FWHM/2 in channels + |drift step|/2 when Doppler-smeared"}
+                "channel_tolerance": "channels + FWHM/2 in channels (+ |drift step per spectrum| when Doppler-smeared)",
+                "drift_tolerance": "drift_bins (+ |drift step per spectrum| bins when Doppler-smeared)"}
 
 
 def channel_tolerance(truth: pd.DataFrame, geometry: Geometry, tol: Tolerances) -> np.ndarray:
     """Per signal: fine channels a hit's start may differ from the signal's centre at t = 0."""
     half_width = np.asarray(truth["width"], dtype=float) / abs(geometry.foff_hz) / 2
-    smear = _smearing(truth) * np.abs(geometry.step(truth["drift_rate"])) / 2
-    return tol.channels + half_width + smear
+    return tol.channels + half_width + _smear(truth, geometry)
+
+
+def drift_tolerance(truth: pd.DataFrame, geometry: Geometry, tol: Tolerances) -> np.ndarray:
+    """Per signal: Hz/s a hit's drift rate may differ from the signal's."""
+    return (tol.drift_bins + _smear(truth, geometry)) * geometry.drift_bin
+
+
+def _smear(truth: pd.DataFrame, geometry: Geometry) -> np.ndarray:
+    """Channels a smeared signal spreads over in each spectrum (0 for unsmeared signals)."""
+    return _smearing(truth) * np.abs(geometry.step(truth["drift_rate"]))
 
 
 def _smearing(truth: pd.DataFrame) -> np.ndarray:
@@ -99,7 +110,7 @@ def match_matrix(truth: pd.DataFrame, hits: pd.DataFrame, geometry: Geometry, to
         close = np.abs(hit_index - start) <= channel_tolerance(truth, geometry, tol)[:, None]
         hit_drift = np.asarray(hits["drift_rate"], dtype=float)[None, :]
         # a tiny margin so that a tolerance of exactly k bins accepts k bins despite rounding
-        return close & (np.abs(hit_drift - drift) <= tol.drift_bins * geometry.drift_bin * (1 + 1e-9))
+        return close & (np.abs(hit_drift - drift) <= drift_tolerance(truth, geometry, tol)[:, None] * (1 + 1e-9))
     lo, hi = _signal_extent(truth, geometry, tol)
     if window is None:
         hit_lo, hit_hi = hit_index - tol.channels, hit_index + tol.channels

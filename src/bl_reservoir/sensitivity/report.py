@@ -170,10 +170,10 @@ def markdown(doc: Mapping[str, Any]) -> str:
         f"Grid: SNR {_values(grid['snr'])}; drift {_values(grid['drift_rate'])} Hz/s; width "
         f"{_values(grid['width'])} Hz; Doppler smearing {_values(grid['doppler_smearing'])}; "
         f"{grid['trials']} trial(s) per point ({grid['sampling']}).", "",
-        f"Matching: a hit's start channel within {tol['channels']:g} channels (+ half the FWHM, + half a "
-        f"spectrum's drift when smeared) and its drift within {tol['drift_bins']:g} drift bins "
-        f"({tol['drift_tolerance_hz_s']:.3g} Hz/s); algorithms without a drift rate are matched on "
-        "channel overlap only (see docs/sensitivity.md).", "",
+        f"Matching: a hit's start channel within {tol['channels']:g} channels (+ half the FWHM) of the "
+        f"signal's and its drift within {tol['drift_bins']:g} drift bins ({tol['drift_tolerance_hz_s']:.3g} Hz/s); "
+        "both grow by the channels a Doppler-smeared signal spreads over per spectrum. Algorithms without "
+        "a drift rate are matched on channel overlap only (see docs/sensitivity.md).", "",
         f"| algorithm | matching | recall | SNR at {doc['recall_level']:.0%} recall | smearing off / on "
         "| false hits per MHz (noise-only) | unmatched hits per MHz (signal files) | wall s |",
         "|---|---|---|---|---|---|---|---|",
