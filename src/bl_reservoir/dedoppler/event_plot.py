@@ -1,0 +1,84 @@
+"""One picture per cadence event: the six waterfalls stacked in time, with the event's drift line."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bl_reservoir.dedoppler.events import CadenceFile
+
+log = logging.getLogger(__name__)
+
+_MARGIN_HZ = 600.0
+_MAX_CHANNELS = 8192
+
+
+def _band(event: pd.DataFrame, cadence_seconds: float) -> tuple[float, float, float, float]:
+    """(f0 MHz, drift Hz/s, low MHz, high MHz) of the window that holds the event's whole track."""
+    first = event.iloc[0]
+    f0, drift = float(first["Freq"]), float(first["DriftRate"])
+    ends = [f0, f0 + drift * cadence_seconds / 1e6, *event["Freq"].astype(float)]
+    return f0, drift, min(ends) - _MARGIN_HZ / 1e6, max(ends) + _MARGIN_HZ / 1e6
+
+
+def _waterfall(path: Path | None, lo_mhz: float, hi_mhz: float):
+    """(data (n_time, n), freqs MHz, tstart MJD, tsamp s) of the window, or None without an observation."""
+    if path is None:
+        return None
+    from bl_reservoir.io import open_observation
+
+    with open_observation(path) as obs:
+        fch1, foff = obs.header["fch1"], obs.header["foff"]
+        a, b = sorted(((lo_mhz - fch1) / foff, (hi_mhz - fch1) / foff))
+        start, stop = max(0, int(np.floor(a))), min(obs.n_chans, int(np.ceil(b)) + 1)
+        if stop - start > _MAX_CHANNELS:
+            middle = (start + stop) // 2
+            start, stop = middle - _MAX_CHANNELS // 2, middle + _MAX_CHANNELS // 2
+        if stop <= start:
+            return None
+        data = obs.read_channels(start, stop)
+        return data, obs.frequencies(start, stop), float(obs.header["tstart"]), float(obs.header["tsamp"])
+
+
+def plot_event(event: pd.DataFrame, cadence: Sequence[CadenceFile], out_path: str | os.PathLike) -> Path:
+    """Write a PNG of one event (rows sharing a Hit_ID) across every file of the cadence."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    starts = [float(f.hits["MJD"].iloc[0]) for f in cadence if len(f.hits)]
+    t_ref = float(event["MJD"].astype(float).min()) if starts else 0.0
+    lengths = [float(f.hits["obs_length"].iloc[0]) for f in cadence if len(f.hits)]
+    cadence_seconds = (max(starts) - min(starts)) * 86400 + max(lengths) if starts else 0.0
+    f0, drift, lo, hi = _band(event, cadence_seconds)
+    fig, axes = plt.subplots(len(cadence), 1, sharex=True, figsize=(8, 1.6 * len(cadence)))
+    axes = np.atleast_1d(axes)
+    for ax, f in zip(axes, cadence):
+        ax.set_ylabel(f"{'ON' if f.on else 'OFF'}\ns", fontsize=8)
+        panel = _waterfall(f.observation, lo, hi)
+        if panel is None:
+            ax.text(0.5, 0.5, f"{Path(f.source).name}: observation not found", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8)
+            continue
+        data, freqs, tstart, tsamp = panel
+        t0 = (tstart - t_ref) * 86400
+        t1 = t0 + data.shape[0] * tsamp
+        offsets = (freqs - f0) * 1e6
+        order = np.argsort(offsets)
+        ax.imshow(data[:, order], aspect="auto", origin="upper", cmap="viridis", interpolation="nearest",
+                  extent=(offsets[order][0], offsets[order][-1], t1, t0))
+        ax.plot([drift * t0, drift * t1], [t0, t1], color="red", lw=0.8, ls=":", alpha=0.6)
+        ax.set_title(f"{Path(f.source).name} ({'ON' if f.on else 'OFF'})", fontsize=8)
+    axes[-1].set_xlabel(f"frequency - {f0:.6f} MHz (Hz)")
+    fig.suptitle(f"event {event['Hit_ID'].iloc[0]}: {f0:.6f} MHz, {drift:+.4f} Hz/s", fontsize=10)
+    fig.tight_layout()
+    out = Path(out_path)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
