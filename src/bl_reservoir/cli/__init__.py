@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "cancel": ("cancel", "cancel the unfinished jobs of a campaign"),
     "resume": ("resume", "re-submit the unfinished jobs of a campaign"),
     "worker": ("worker", "start a Dask worker that serves algorithms"),
-    "serve": (None, "serve the web front end and API"),
+    "serve": ("serve", "serve the web front end and API"),
     "events": ("events", "find events in an ON/OFF cadence of dedoppler results"),
     "sensitivity": ("sensitivity", "measure an algorithm's sensitivity by injection and recovery"),
     "demo": (None, "synthesise a small cadence, run a campaign, show where the results are"),

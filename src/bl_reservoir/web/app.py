@@ -1,0 +1,143 @@
+"""The FastAPI application: one `WebState` (bucket, job store, caches, submitter) behind the routes.
+
+`create_app` resolves settings once (flags, then environment, contract C5) and builds the app;
+`bl-reservoir serve` runs it under uvicorn. Observations are listed from the job store's index;
+the bucket is scanned only by an explicit reindex, or at start-up when the store is empty.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from bl_reservoir import __version__, settings
+from bl_reservoir.errors import ReservoirError
+from bl_reservoir.web.bucket import Bucket, NotInBucket, ResultRef, check_names
+from bl_reservoir.web.pictures import PictureCache
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+
+
+@dataclass
+class WebState:
+    """Everything the routes share; thread-safe (the store and caches lock themselves)."""
+
+    bucket_uri: str
+    store: Any
+    token: str | None
+    auth_read: bool
+    scheduler: str | None
+    pictures: PictureCache = field(default_factory=PictureCache)
+    indexing: bool = False
+    _buckets: dict[str, Bucket] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    submitter: Any = None
+    workers: Any = None
+
+    @property
+    def bucket(self) -> Bucket:
+        return self.bucket_at(self.bucket_uri)
+
+    def bucket_at(self, uri: str) -> Bucket:
+        """The `Bucket` reader of a bucket URI (one per URI, made on first use)."""
+        with self._lock:
+            found = self._buckets.get(uri)
+            if found is None:
+                found = self._buckets[uri] = Bucket(uri)
+            return found
+
+    def locate(self, obs: str, package: str, name: str) -> tuple[Bucket, ResultRef]:
+        """The bucket holding a result, from the store's index (campaigns may use other buckets),
+        else the default bucket; raises `NotInBucket` for unsafe names."""
+        check_names(obs, package, name)
+        ref = ResultRef(obs, package, name)
+        found = self.store.get_observation(obs)
+        uri = next((r["result_uri"] for r in (found or {}).get("results", []) if r["algorithm"] == ref.algorithm),
+                   None)
+        suffix = f"/{obs}/{package}/{name}"
+        if uri and uri.rstrip("/").endswith(suffix):
+            return self.bucket_at(uri.rstrip("/")[: -len(suffix)] or "/"), ref
+        return self.bucket, ref
+
+    def reindex(self) -> int:
+        """Scan the default bucket and index every complete result in the store; results indexed."""
+        bucket = self.bucket
+        self.indexing = True
+        n = 0
+        try:
+            for ref in bucket.scan():
+                try:
+                    _, version = bucket.manifest(ref)
+                    self.store.index_result(None, ref.obs, ref.algorithm, bucket.result_uri(ref),
+                                            bucket.header(ref, version), bucket.hits(ref, version))
+                    n += 1
+                except (NotInBucket, ReservoirError, ValueError, OSError) as exc:
+                    log.warning("%s: not indexed (%s)", bucket.result_uri(ref), exc)
+        finally:
+            self.indexing = False
+        log.info("indexed %d results from %s", n, self.bucket_uri)
+        return n
+
+
+def create_app(bucket: str | None = None, db: str | None = None, token: str | None = None,
+               auth_read: bool = False, scheduler: str | None = None, index_on_start: bool = True) -> FastAPI:
+    """The web app over `bucket` and the job store at `db` (flags, then environment, then defaults).
+
+    `token=None` takes `BL_RESERVOIR_TOKEN`; an empty string turns writes off.
+    """
+    from bl_reservoir.scale.store import Store
+
+    bucket_uri = settings.bucket(bucket)
+    state = WebState(bucket_uri=bucket_uri, store=Store(settings.db_url(db, bucket_uri)),
+                     token=settings.token() if token is None else (token or None), auth_read=auth_read,
+                     scheduler=settings.scheduler(scheduler))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if index_on_start and state.store.count_observations() == 0:
+            state.indexing = True
+            app.state.indexer = threading.Thread(target=state.reindex, name="bl-reservoir-reindex", daemon=True)
+            app.state.indexer.start()
+        yield
+        state.submitter.close()
+        state.workers.close()
+        state.store.close()
+
+    app = FastAPI(title="BL@Scale", version=__version__, lifespan=lifespan,
+                  description="Results of SETI searches over Breakthrough Listen observations, and the campaigns "
+                              "that make them. Writes need `Authorization: Bearer <BL_RESERVOIR_TOKEN>`.")
+    from bl_reservoir.web.jobs import Submitter
+    from bl_reservoir.web.workers import WorkerView
+
+    state.submitter = Submitter(state.store.url, state.scheduler)
+    state.workers = WorkerView(state.scheduler)
+    app.state.web = state
+    app.state.indexer = None
+
+    from bl_reservoir.web import api, pages
+    from bl_reservoir.web.security import GuardMiddleware
+
+    app.include_router(api.public)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_middleware(GuardMiddleware)
+
+    @app.exception_handler(NotInBucket)
+    async def _not_found(request: Request, exc: NotInBucket) -> Response:
+        log.debug("404 %s (%s)", request.url.path, exc)
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        return pages.templates.TemplateResponse(request, "404.html", {"writes": bool(state.token)},
+                                                status_code=404)
+
+    return app

@@ -1,0 +1,248 @@
+"""Reading results from the bucket for the web tier: safe names, safe files, small caches.
+
+Every name that comes from a URL passes `safe_name` before it becomes part of a path, so
+`..`, absolute paths, slashes, backslashes and NUL never reach the filesystem. Only the
+C2 files that need no unpickling are read (`header.json`, `info_df.parquet`, `filtered.npy`
+with `allow_pickle=False`, `manifest.json`), through fsspec, so a local folder, `gs://` and
+`s3://` behave alike. Parsed files are cached under a key that includes a digest of the
+result's manifest: a result that is re-uploaded gets a new manifest, hence a new key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bl_reservoir.results import HEADER_JSON, INFO_PARQUET, MANIFEST, STAMPS
+
+log = logging.getLogger(__name__)
+
+#: Folder names a URL may name: no separators, no dot-only names, no control characters.
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+\-]{0,199}")
+SENSITIVITY = "sensitivity"
+LOG_FILE = "log.txt"
+
+
+class NotInBucket(LookupError):
+    """A name that is unsafe or names nothing in the bucket (always answered with 404)."""
+
+
+def safe_name(value: str) -> bool:
+    """True when `value` is one plain folder or file name (no `..`, `/`, `\\`, NUL, absolute path)."""
+    return bool(_NAME.fullmatch(value)) and ".." not in value
+
+
+def check_names(*names: str) -> None:
+    """Raise `NotInBucket` unless every name is safe."""
+    for name in names:
+        if not safe_name(name):
+            raise NotInBucket(name)
+
+
+@dataclass(frozen=True)
+class ResultRef:
+    """One results folder: `<bucket>/<obs>/<package>/<name>` (contract C3)."""
+
+    obs: str
+    package: str
+    name: str
+
+    @property
+    def algorithm(self) -> str:
+        return f"{self.package}/{self.name}"
+
+
+class _LRU:
+    """A small thread-safe LRU map; `get_or_make` builds a missing value once per key."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key]
+        return None
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def get_or_make(self, key: Any, make: Callable[[], Any]) -> Any:
+        found = self.get(key)
+        if found is None:
+            found = make()
+            self.put(key, found)
+        return found
+
+
+def _npy_header(f: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) of an open `.npy` file, leaving it at the first data byte."""
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    if version == (1, 0):
+        return fmt.read_array_header_1_0(f)
+    if version == (2, 0):
+        return fmt.read_array_header_2_0(f)
+    raise NotInBucket(f"unsupported .npy format version {version}")
+
+
+class Bucket:
+    """The results in one bucket, read without unpickling; cheap to share between threads."""
+
+    def __init__(self, uri: str, cache_size: int = 64):
+        from bl_reservoir.storage import open_bucket
+
+        self.uri = str(uri)
+        self.fs, self.root = open_bucket(self.uri)
+        self._frames = _LRU(cache_size)
+        self._headers = _LRU(cache_size * 4)
+
+    # -- paths -----------------------------------------------------------------------------
+
+    def path(self, *names: str) -> str:
+        """Path inside the bucket's filesystem of already-checked names."""
+        check_names(*names)
+        return "/".join([self.root, *names])
+
+    def result_uri(self, ref: ResultRef) -> str:
+        return f"{self.uri.rstrip('/')}/{ref.obs}/{ref.package}/{ref.name}"
+
+    def _cat(self, path: str) -> bytes:
+        try:
+            return self.fs.cat_file(path)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotInBucket(path) from None
+
+    # -- one result ------------------------------------------------------------------------
+
+    def manifest(self, ref: ResultRef) -> tuple[dict[str, Any], str]:
+        """(manifest dict, digest of its bytes); `NotInBucket` when the result is missing or incomplete."""
+        raw = self._cat(self.path(ref.obs, ref.package, ref.name, MANIFEST))
+        try:
+            manifest = json.loads(raw)
+        except ValueError:
+            raise NotInBucket(f"{ref}: manifest.json is not JSON") from None
+        if not isinstance(manifest, dict):
+            raise NotInBucket(f"{ref}: manifest.json is not an object")
+        return manifest, hashlib.sha1(raw).hexdigest()[:16]
+
+    def header(self, ref: ResultRef, version: str | None = None) -> dict[str, Any]:
+        """The observation header from `header.json` (cached per manifest digest)."""
+        version = version or self.manifest(ref)[1]
+
+        def load() -> dict[str, Any]:
+            value = json.loads(self._cat(self.path(ref.obs, ref.package, ref.name, HEADER_JSON)))
+            return value if isinstance(value, dict) else {}
+
+        return self._headers.get_or_make((ref, version), load)
+
+    def hits(self, ref: ResultRef, version: str | None = None) -> pd.DataFrame:
+        """The hits table from `info_df.parquet` (cached per manifest digest; do not modify it)."""
+        version = version or self.manifest(ref)[1]
+
+        def load() -> pd.DataFrame:
+            raw = self._cat(self.path(ref.obs, ref.package, ref.name, INFO_PARQUET))
+            frame = pd.read_parquet(io.BytesIO(raw)).reset_index(drop=True)
+            return frame
+
+        return self._frames.get_or_make((ref, version), load)
+
+    def stamp(self, ref: ResultRef, i: int) -> np.ndarray:
+        """Stamp `i` of `filtered.npy`, float32 (n_time, width), reading only that row's bytes."""
+        path = self.path(ref.obs, ref.package, ref.name, STAMPS)
+        try:
+            f = self.fs.open(path, "rb")
+        except (FileNotFoundError, IsADirectoryError):
+            raise NotInBucket(path) from None
+        with f:
+            shape, fortran, dtype = _npy_header(f)
+            if dtype.hasobject or fortran or len(shape) != 3:
+                raise NotInBucket(f"{path}: not a C-ordered (n_hits, n_time, width) numeric array")
+            if not 0 <= i < shape[0]:
+                raise NotInBucket(f"{path}: no stamp {i}")
+            row = int(np.prod(shape[1:])) * dtype.itemsize
+            f.seek(f.tell() + i * row)
+            data = f.read(row)
+        return np.frombuffer(data, dtype=dtype).reshape(shape[1:]).astype(np.float32)
+
+    def log_text(self, ref: ResultRef, limit_bytes: int = 200_000) -> str | None:
+        """The tail of the result's `log.txt`, or None when there is none."""
+        try:
+            raw = self._cat(self.path(ref.obs, ref.package, ref.name, LOG_FILE))
+        except NotInBucket:
+            return None
+        return raw[-limit_bytes:].decode("utf-8", errors="replace")
+
+    # -- the whole bucket ------------------------------------------------------------------
+
+    def results_of(self, obs: str) -> list[ResultRef]:
+        """Every complete result of one observation found in the bucket (a small listing)."""
+        base = self.path(obs)
+        found = self.fs.glob(f"{base}/*/*/{MANIFEST}")
+        return sorted(ref for ref in map(self._ref_of, found) if ref is not None and ref.obs == obs)
+
+    def scan(self) -> Iterator[ResultRef]:
+        """Every complete result in the bucket (one listing of the whole bucket: for reindexing only)."""
+        for path in sorted(self.fs.glob(f"{self.root}/*/*/*/{MANIFEST}")):
+            ref = self._ref_of(path)
+            if ref is not None and ref.obs != SENSITIVITY:
+                yield ref
+
+    def _ref_of(self, manifest_path: str) -> ResultRef | None:
+        parts = self.fs._strip_protocol(manifest_path).rstrip("/").split("/")
+        if len(parts) < 4 or not all(safe_name(p) for p in parts[-4:-1]):
+            return None
+        return ResultRef(*parts[-4:-1])
+
+    # -- sensitivity reports (written by `bl-reservoir sensitivity`) -------------------------
+
+    def reports(self) -> list[str]:
+        """Names of saved sensitivity reports: `<bucket>/sensitivity/<report>/`."""
+        base = self.path(SENSITIVITY)
+        try:
+            entries = self.fs.ls(base, detail=True)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        names = (e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e.get("type") == "directory")
+        return sorted(n for n in names if safe_name(n))
+
+    def report_files(self, report: str) -> dict[str, Any]:
+        """`sensitivity.json` (parsed, or None), `report.md` text (or None) and PNG names of one report."""
+        base = self.path(SENSITIVITY, report)
+        try:
+            names = [e.rstrip("/").rsplit("/", 1)[-1] for e in self.fs.ls(base, detail=False)]
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotInBucket(base) from None
+        out: dict[str, Any] = {"name": report, "summary": None, "markdown": None,
+                               "pictures": sorted(n for n in names if n.endswith(".png") and safe_name(n))}
+        if "sensitivity.json" in names:
+            try:
+                out["summary"] = json.loads(self._cat(f"{base}/sensitivity.json"))
+            except ValueError:
+                log.warning("%s/sensitivity.json is not JSON", base)
+        if "report.md" in names:
+            out["markdown"] = self._cat(f"{base}/report.md").decode("utf-8", errors="replace")
+        return out
+
+    def report_picture(self, report: str, file: str) -> bytes:
+        if not file.endswith(".png"):
+            raise NotInBucket(file)
+        return self._cat(self.path(SENSITIVITY, report, file))

@@ -1,0 +1,182 @@
+"""Server-rendered pages (Jinja2); `static/app.js` adds filtering, sorting and live updates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from bl_reservoir.errors import ReservoirError, UsageError
+from bl_reservoir.web import jobs as campaign_views
+from bl_reservoir.web import observations as views
+from bl_reservoir.web.bucket import NotInBucket, check_names
+from bl_reservoir.web.hits import HitFilter, strongest
+from bl_reservoir.web.security import COOKIE, require_read, token_matches
+
+PAGE_SIZE = 50
+THUMBNAILS = 12
+FIRST_ROWS = 100
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+#: Telescope by the prefix BL gives its observation names (the index keeps no telescope column).
+_TELESCOPES = {"GBT": "GBT", "BLC": "GBT", "PKS": "Parkes", "PARKES": "Parkes", "MK": "MeerKAT",
+               "MEERKAT": "MeerKAT", "ATA": "ATA", "VLA": "VLA", "FAST": "FAST"}
+
+
+def _login_redirect(request: Request) -> None:
+    """Pages: like `require_read`, but a browser without the token is sent to the login form."""
+    try:
+        require_read(request)
+    except HTTPException:
+        raise HTTPException(303, "log in first", headers={"Location": "/login"}) from None
+
+
+router = APIRouter(include_in_schema=False)
+pages = APIRouter(dependencies=[Depends(_login_redirect)], include_in_schema=False, default_response_class=HTMLResponse)
+
+
+def _render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    state = request.app.state.web
+    return templates.TemplateResponse(request, name, {"writes": bool(state.token), **context},
+                                      status_code=status_code)
+
+
+def telescope_of(obs_name: str) -> str | None:
+    return _TELESCOPES.get(obs_name.split("_", 1)[0].upper())
+
+
+@pages.get("/")
+def observations_page(request: Request, q: Annotated[str | None, Query(max_length=200)] = None,
+                      sort: Literal["obs_name", "source", "mjd", "n_hits", "updated", "band"] = "obs_name",
+                      desc: bool = False, page: Annotated[int, Query(ge=1, le=10**7)] = 1) -> HTMLResponse:
+    state = request.app.state.web
+    listing = views.list_observations(state, q, sort, desc, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    for item in listing["items"]:
+        item["telescope"] = item.get("telescope") or telescope_of(item["obs_name"])
+    pages_total = max(1, -(-listing["total"] // PAGE_SIZE))
+
+    def link(**change: Any) -> str:
+        params = {"q": q or "", "sort": sort, "desc": int(desc), "page": page, **change}
+        return "/?" + urlencode({k: v for k, v in params.items() if v not in ("", None)})
+
+    return _render(request, "observations.html", listing=listing, q=q or "", sort=sort, desc=desc, page=page,
+                   pages_total=pages_total, link=link)
+
+
+@pages.get("/observations/{obs}")
+def observation_page(request: Request, obs: str) -> HTMLResponse:
+    state = request.app.state.web
+    found = views.observation(state, obs)
+    for res in found["results"]:
+        bucket, ref, _, version = views.result(state, obs, res["package"], res["name"])
+        frame = bucket.hits(ref, version)
+        res["thumbnails"] = strongest(frame, THUMBNAILS)
+        strength = res["strength"]
+        page = views.hits_page(state, obs, res["package"], res["name"], HitFilter(), strength, strength is not None,
+                               FIRST_ROWS, 0)
+        res["rows"], res["table_columns"] = page["items"], page["columns"]
+    return _render(request, "observation.html", obs=found)
+
+
+@pages.get("/observations/{obs}/{package}/{name}/hits/{i}")
+def hit_page(request: Request, obs: str, package: str, name: str, i: int) -> HTMLResponse:
+    found = views.hit(request.app.state.web, obs, package, name, i)
+    return _render(request, "hit.html", hit=found)
+
+
+@pages.get("/search")
+def search_page(request: Request, fmin: float | None = None, fmax: float | None = None,
+                min_snr: float | None = None, min_statistic: float | None = None,
+                drift_min: float | None = None, drift_max: float | None = None,
+                algorithm: Annotated[str | None, Query(max_length=200)] = None,
+                observation: Annotated[str | None, Query(max_length=500)] = None,
+                page: Annotated[int, Query(ge=1, le=10**7)] = 1) -> HTMLResponse:
+    filters = {"fmin": fmin, "fmax": fmax, "min_snr": min_snr, "min_statistic": min_statistic,
+               "drift_min": drift_min, "drift_max": drift_max, "algorithm": algorithm or None,
+               "observation": observation or None}
+    asked = any(v is not None for v in filters.values())
+    rows = views.search_hits(request.app.state.web, **filters, limit=PAGE_SIZE + 1,
+                             offset=(page - 1) * PAGE_SIZE) if asked else []
+    more = len(rows) > PAGE_SIZE
+    query = {k: v for k, v in filters.items() if v is not None}
+    return _render(request, "search.html", rows=rows[:PAGE_SIZE], filters=filters, asked=asked, page=page,
+                   next_link="/search?" + urlencode({**query, "page": page + 1}) if more else None,
+                   prev_link="/search?" + urlencode({**query, "page": page - 1}) if page > 1 else None)
+
+
+@pages.get("/campaigns")
+def campaigns_page(request: Request) -> HTMLResponse:
+    found = campaign_views.campaigns_snapshot(request.app.state.web.store)
+    return _render(request, "campaigns.html", campaigns=found)
+
+
+@pages.get("/campaigns/{campaign_id}")
+def campaign_page(request: Request, campaign_id: str) -> HTMLResponse:
+    try:
+        found = campaign_views.campaign_snapshot(request.app.state.web.store, campaign_id)
+    except UsageError:
+        raise NotInBucket(campaign_id) from None
+    return _render(request, "campaign.html", campaign=found)
+
+
+@pages.get("/submit")
+def submit_page(request: Request) -> HTMLResponse:
+    from bl_reservoir.algorithms import list_algorithms
+
+    state = request.app.state.web
+    try:
+        algorithms = [a.name for a in list_algorithms()]
+        problem = None
+    except ReservoirError as exc:
+        algorithms, problem = [], str(exc)
+    return _render(request, "submit.html", algorithms=algorithms, problem=problem, bucket=state.bucket_uri,
+                   scheduler=state.scheduler)
+
+
+@pages.get("/workers")
+def workers_page(request: Request) -> HTMLResponse:
+    state = request.app.state.web
+    return _render(request, "workers.html", view=state.workers.describe(state.store))
+
+
+@pages.get("/sensitivity")
+def sensitivity_page(request: Request) -> HTMLResponse:
+    return _render(request, "sensitivity.html", reports=request.app.state.web.bucket.reports(), report=None)
+
+
+@pages.get("/sensitivity/{report}")
+def sensitivity_report(request: Request, report: str) -> HTMLResponse:
+    check_names(report)
+    files = request.app.state.web.bucket.report_files(report)
+    summary = json.dumps(files["summary"], indent=2) if files["summary"] is not None else None
+    return _render(request, "sensitivity.html", reports=None, report=files, summary=summary)
+
+
+@pages.get("/sensitivity/{report}/{file}", response_class=Response)
+def sensitivity_picture(request: Request, report: str, file: str) -> Response:
+    body = request.app.state.web.bucket.report_picture(report, file)
+    return Response(body, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
+
+
+# ------------------------------------------------------------------------ login (for --auth-read)
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request) -> HTMLResponse:
+    return _render(request, "login.html", failed=False)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(request: Request, token: Annotated[str, Form(max_length=500)]) -> Response:
+    state = request.app.state.web
+    if not token_matches(token, state.token):
+        return _render(request, "login.html", status_code=401, failed=True)
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    return response
+
+
+router.include_router(pages)

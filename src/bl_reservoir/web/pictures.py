@@ -1,0 +1,156 @@
+"""PNG pictures of results, drawn with matplotlib's Agg backend and kept in a small cache.
+
+Three pictures: the full waterfall of one hit (axes in Hz offset from the hit and seconds, a
+colour bar, the drift line of dedoppler hits, the integrated spectrum under it), a thumbnail of
+the same stamp (plain pixels, no axes: cheap enough for a grid of dozens), and an overview of a
+result's hits across the band. Figures are built with the object API (`Figure`), never pyplot,
+so threads never share state; one lock serialises drawing, and a cache keyed by result, hit and
+manifest digest makes each picture cost one render.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from bl_reservoir.web.bucket import _LRU
+
+THUMB_ROWS = 96          # pixel rows of a thumbnail (time is stretched to this)
+CMAP = "viridis"
+_DRAW_LOCK = threading.Lock()
+
+
+def reference_column(hit: Mapping[str, Any], width: int) -> int:
+    """Column of the stamp at the hit's `freqs`: explicit `stamp_start` if given, else the centre
+    for drifting (dedoppler) hits and the first column for energy-detection windows."""
+    if hit.get("stamp_start") is not None and hit.get("index") is not None:
+        return int(hit["index"]) - int(hit["stamp_start"])
+    return width // 2 if hit.get("drift_rate") is not None else 0
+
+
+def stamp_axes(stamp: np.ndarray, header: Mapping[str, Any], hit: Mapping[str, Any]
+               ) -> tuple[np.ndarray, np.ndarray, float]:
+    """(stamp with frequency increasing left to right, column offsets in Hz from the hit, duration in s)."""
+    n_time, width = stamp.shape
+    foff_hz = float(header.get("foff") or -2.7939677238464355e-6) * 1e6
+    offsets = (np.arange(width) - reference_column(hit, width)) * foff_hz
+    if foff_hz < 0:
+        stamp, offsets = stamp[:, ::-1], offsets[::-1]
+    duration = n_time * float(header.get("tsamp") or 1.0)
+    return stamp, offsets, duration
+
+
+def _png(fig: Any) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    buf = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buf)
+    return buf.getvalue()
+
+
+def _limits(stamp: np.ndarray) -> tuple[float, float]:
+    finite = stamp[np.isfinite(stamp)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(finite, [1, 99.5])
+    return float(lo), float(hi if hi > lo else lo + 1)
+
+
+def waterfall_png(stamp: np.ndarray, header: Mapping[str, Any], hit: Mapping[str, Any]) -> bytes:
+    """Full waterfall of one hit: Hz offset vs seconds, colour bar, drift line, integrated spectrum."""
+    from matplotlib.figure import Figure
+
+    image, offsets, duration = stamp_axes(stamp, header, hit)
+    step = abs(offsets[1] - offsets[0]) if len(offsets) > 1 else 1.0
+    extent = (offsets[0] - step / 2, offsets[-1] + step / 2, duration, 0.0)
+    lo, hi = _limits(image)
+    freq = float(hit.get("freqs", np.nan))
+    fig = Figure(figsize=(8, 6.4), dpi=100, layout="constrained")
+    grid = fig.add_gridspec(2, 2, height_ratios=(3, 1.1), width_ratios=(40, 1))
+    ax = fig.add_subplot(grid[0, 0])
+    shown = ax.imshow(image, aspect="auto", extent=extent, cmap=CMAP, vmin=lo, vmax=hi, interpolation="nearest")
+    fig.colorbar(shown, cax=fig.add_subplot(grid[0, 1]), label="power (arbitrary units)")
+    drift = hit.get("drift_rate")
+    if drift is not None and np.isfinite(drift):
+        # the track through the centres of the first and last integrations
+        tsamp = duration / image.shape[0]
+        start = (float(hit["freq_start"]) - freq) * 1e6 if hit.get("freq_start") is not None else 0.0
+        span = float(drift) * (duration - tsamp)
+        ax.plot([start, start + span], [tsamp / 2, duration - tsamp / 2], color="white", ls="--", lw=1.0, alpha=0.6,
+                label=f"drift {float(drift):+.4f} Hz/s")
+        ax.legend(loc="upper right", fontsize=8, framealpha=0.6)
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(duration, 0.0)
+    ax.set_ylabel("time (s)")
+    ax.set_title(f"{header.get('source_name', '')}  hit at {freq:.6f} MHz", fontsize=10)
+    ax.tick_params(labelbottom=False)
+    spectrum = fig.add_subplot(grid[1, 0], sharex=ax)
+    spectrum.plot(offsets, image.mean(axis=0), color="#1f4e79", lw=1)
+    spectrum.set_xlabel(f"frequency offset from {freq:.6f} MHz (Hz)")
+    spectrum.set_ylabel("mean power")
+    return _png(fig)
+
+
+def thumbnail_png(stamp: np.ndarray, header: Mapping[str, Any], hit: Mapping[str, Any]) -> bytes:
+    """A plain-pixel thumbnail of one stamp (frequency increasing to the right, time downwards)."""
+    from matplotlib.image import imsave
+
+    image, _, _ = stamp_axes(stamp, header, hit)
+    repeat = max(1, THUMB_ROWS // max(1, image.shape[0]))
+    lo, hi = _limits(image)
+    buf = io.BytesIO()
+    imsave(buf, np.repeat(image, repeat, axis=0), cmap=CMAP, vmin=lo, vmax=hi, format="png")
+    return buf.getvalue()
+
+
+def overview_png(hits: Any, header: Mapping[str, Any]) -> bytes:
+    """Hits across the band: frequency (MHz) against SNR or statistic, coloured by drift (Hz/s)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.6), dpi=100, layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    measure = "snr" if "snr" in hits.columns else ("statistic" if "statistic" in hits.columns else None)
+    freqs = hits["freqs"].to_numpy(dtype=float)
+    values = hits[measure].to_numpy(dtype=float) if measure else np.ones(len(hits))
+    if "drift_rate" in hits.columns and len(hits):
+        drift = hits["drift_rate"].to_numpy(dtype=float)
+        limit = float(np.nanmax(np.abs(drift))) or 1.0
+        points = ax.scatter(freqs, values, c=drift, cmap="coolwarm", vmin=-limit, vmax=limit, s=14)
+        fig.colorbar(points, ax=ax, label="drift rate (Hz/s)")
+    else:
+        ax.scatter(freqs, values, s=14, color="#1f4e79")
+    if measure == "statistic" and len(hits) and np.nanmin(values) > 0:
+        ax.set_yscale("log")
+    fch1, foff, nchans = (header.get(k) for k in ("fch1", "foff", "nchans"))
+    if None not in (fch1, foff, nchans):
+        edges = sorted((float(fch1), float(fch1) + float(foff) * float(nchans)))
+        ax.set_xlim(*edges)
+    ax.ticklabel_format(axis="x", useOffset=False)
+    ax.set_xlabel("frequency (MHz)")
+    ax.set_ylabel(measure or "hit")
+    ax.set_title(f"{len(hits)} hits", fontsize=10)
+    return _png(fig)
+
+
+class PictureCache:
+    """PNG bytes by key, rendered once: concurrent requests for one picture wait for one render."""
+
+    def __init__(self, size: int = 1024):
+        self._cache = _LRU(size)
+        self.renders = 0
+
+    def get(self, key: Any, render: Callable[[], bytes]) -> bytes:
+        found = self._cache.get(key)
+        if found is not None:
+            return found
+        with _DRAW_LOCK:  # matplotlib is not re-entrant across threads; also single-flights a key
+            found = self._cache.get(key)
+            if found is None:
+                found = render()
+                self.renders += 1
+                self._cache.put(key, found)
+        return found
