@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Deploy checks without Docker or Kubernetes (issue 8):
+#  1. every manifest under deploy/k8s validates strictly against Kubernetes 1.30;
+#  2. the image's install script runs on exactly the files the Dockerfile copies, into a fresh venv;
+#  3. that venv passes the smoke commands the image runs (help, and one job on a synthetic file).
+# Run by .ci/run with the project's .venv active; also runs alone: bash .ci/steps/deploy.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+K8S_VERSION=1.30.0
+validate=$(command -v kubernetes-validate || echo "$repo/.venv/bin/kubernetes-validate")
+
+echo "deploy: kubernetes-validate --strict against $K8S_VERSION"
+mapfile -t manifests < <(find deploy/k8s -name '*.yaml' ! -name kustomization.yaml | sort)
+[ ${#manifests[@]} -gt 0 ] || { echo "deploy: no manifests under deploy/k8s" >&2; exit 1; }
+"$validate" -k "$K8S_VERSION" --strict --quiet "${manifests[@]}"
+
+work=$(mktemp -d /tmp/blr-deploy.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+# The build context as the Dockerfile sees it: only the sources of its COPY lines (not --from).
+echo "deploy: staging the Dockerfile's COPY sources in $work/context"
+mkdir -p "$work/context"
+while read -r -a words; do
+  for src in "${words[@]:1:${#words[@]}-2}"; do
+    mkdir -p "$work/context/$(dirname "$src")"
+    cp -r "$src" "$work/context/$src"
+  done
+done < <(grep -E '^COPY ' deploy/Dockerfile | grep -v -- '--from=')
+
+echo "deploy: deploy/install.sh $work/venv"
+BL_RESERVOIR_ALGORITHMS="$work/context/examples/algorithms" BL_RESERVOIR_CACHE="$work/cache" \
+  ALG_PACKAGES="${DEPLOY_ALG_PACKAGES:-}" \
+  env -u VIRTUAL_ENV -u PYTHONPATH PATH="${PATH#"$repo/.venv/bin:"}" \
+  bash "$work/context/deploy/install.sh" "$work/venv"
+
+# The image's smoke commands, with only that venv on PATH and a folder outside the repo as cwd.
+echo "deploy: smoke commands"
+mkdir -p "$work/run"
+cd "$work/run"
+export PATH="$work/venv/bin:/usr/local/bin:/usr/bin:/bin" BL_RESERVOIR_BUCKET="$work/bucket" \
+  BL_RESERVOIR_CACHE="$work/cache" MPLCONFIGDIR="$work/mpl" NUMBA_CACHE_DIR="$work/numba"
+unset VIRTUAL_ENV PYTHONPATH BL_RESERVOIR_ALGORITHMS BL_RESERVOIR_DB DASK_SCHEDULER_ADDRESS
+installed=$(python3 -c 'import bl_reservoir; print(bl_reservoir.__file__)')
+case "$installed" in
+  "$work/venv/"*) ;;
+  *) echo "deploy: bl_reservoir imported from $installed, not from the image's venv" >&2; exit 1 ;;
+esac
+python3 -m bl_reservoir.energy_detection.energy_detection --help >/dev/null
+dask scheduler --help >/dev/null      # the scheduler Deployment's command
+bl-reservoir serve --help >/dev/null  # the web Deployment's command
+bl-reservoir synth x.h5 --coarse-channels 2 --coarse-channel-width 65536 --signals 2 --seed 8
+python3 -m bl_reservoir.energy_detection.energy_detection x.h5
+result="$BL_RESERVOIR_BUCKET/x/energy_detection/preprocess_fine"
+for name in manifest.json header.json info_df.parquet filtered.npy; do
+  [ -s "$result/$name" ] || { echo "deploy: $result/$name is missing after the one-job run" >&2; exit 1; }
+done
+echo "deploy: ok ($result/manifest.json)"
