@@ -158,3 +158,19 @@ def test_best_per_band_takes_the_top_statistics_of_each_band():
 def test_parameters_refuse_bad_values(kw, message):
     with pytest.raises(UsageError, match=message):
         Parameters(**kw)
+
+
+def test_memory_stays_near_one_coarse_channel(small_obs):
+    import tracemalloc
+
+    path, _ = small_obs("mem.fil", n_coarse=4, width=65536, n_signals=8, snr_range=(50.0, 200.0))
+    with open_observation(path) as obs:
+        detect(obs, Parameters(threshold=1e9))  # load the compiled kernels before measuring
+        tracemalloc.start()
+        try:
+            detect(obs, Parameters())
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    block_bytes = 16 * 65536 * 4
+    assert peak < 3 * block_bytes, f"peak {peak / block_bytes:.2f}x one coarse channel"
