@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bl_reservoir import settings, storage
-from bl_reservoir.errors import JobFailed, ReservoirError
+from bl_reservoir.errors import InvalidResults, JobFailed, ReservoirError
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +241,8 @@ def _execute(job: _Job, bucket_uri: str, options: list[str], force: bool, timeou
     try:
         complete_results(out, manifest)
         read_results(out, stamps=False)  # exactly what a bucket reader will check
-    except ReservoirError as exc:
-        raise JobFailed(f"{label}: malformed results: {exc}") from None
+    except InvalidResults as exc:  # its path is our scratch folder: the reason is what matters
+        raise JobFailed(f"{label}: malformed results: {exc.reason}") from None
     storage.upload_dir(bucket_uri, out, dest=dest)
     completed = storage.is_complete(dest) or {}
     job.emit("uploaded", result=dest, n_hits=completed.get("n_hits"))
@@ -276,7 +276,11 @@ def module_main(algorithm: str, argv: Sequence[str] | None = None) -> int:
             print(f"bl-reservoir: error: worker mode for {algorithm} needs bl_reservoir.scale.worker "
                   f"({exc}); give an input file to run one job", file=sys.stderr)
             return 2
-        return int(serve(algorithm) or 0)
+        try:
+            return int(serve(algorithm) or 0)
+        except ReservoirError as exc:
+            print(f"bl-reservoir: error: {exc}", file=sys.stderr)
+            return exc.exit_code
     from bl_reservoir.cli import main
 
     return main(["run", algorithm, *args])

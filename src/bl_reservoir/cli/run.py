@@ -12,16 +12,31 @@ _MARKS = {"received": "·", "skipped": "=", "fetched": "↓", "running": "▶", 
           "failed": "✗"}
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("algorithm", metavar="ALG", help="package/name, e.g. energy_detection/preprocess_fine")
-    parser.add_argument("input", metavar="INPUT", help="local path, file://, http(s)://, gs:// or s3:// URI")
+def _flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--bucket", default=None, help="bucket URI (default BL_RESERVOIR_BUCKET or ./bl-scale)")
     parser.add_argument("--force", action="store_true", help="run even if the bucket has a complete result")
     parser.add_argument("--timeout", type=float, default=6 * 3600.0, metavar="S",
                         help="kill the algorithm after S seconds (default 21600)")
     parser.add_argument("--json", action="store_true", help="print the events as JSON lines")
-    parser.add_argument("options", nargs="*", metavar="ALG_OPTIONS",
+    return parser
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    _flags(parser)
+    parser.add_argument("algorithm", metavar="ALG", help="package/name, e.g. energy_detection/preprocess_fine")
+    parser.add_argument("input", metavar="INPUT", help="local path, file://, http(s)://, gs:// or s3:// URI")
+    parser.add_argument("rest", nargs=argparse.REMAINDER, metavar="[-- ALG_OPTIONS]",
                         help="options for the algorithm, after `--` (e.g. -- --threshold 1024)")
+
+
+def split_rest(args: argparse.Namespace) -> list[str]:
+    """Apply the flags written after INPUT to `args`; return the algorithm's options (after `--`)."""
+    rest = list(args.rest)
+    cut = rest.index("--") if "--" in rest else len(rest)
+    head, options = rest[:cut], rest[cut + 1:]
+    if head:  # argparse stops parsing flags at the REMAINDER; parse those written after INPUT here
+        _flags(argparse.ArgumentParser(prog="bl-reservoir run")).parse_args(head, namespace=args)
+    return options
 
 
 def _show(event: dict, as_json: bool) -> None:
@@ -46,7 +61,8 @@ def _show(event: dict, as_json: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     from bl_reservoir.runner import run_job
 
-    outcome = run_job(args.algorithm, args.input, bucket=args.bucket, options=args.options, force=args.force,
+    options = split_rest(args)
+    outcome = run_job(args.algorithm, args.input, bucket=args.bucket, options=options, force=args.force,
                       timeout=args.timeout, on_event=lambda e: _show(e, args.json))
     if not args.json:
         print(f"result: {outcome.result_uri}")

@@ -1,0 +1,12 @@
+"""The original Docker `CMD` (`python -m bl_reservoir.dedoppler.dedoppler [INPUT]`).
+
+With an input it runs that one job end to end (fetch, search, upload to the bucket); without one
+it joins the cluster as a worker for `dedoppler/search`.
+"""
+
+import sys
+
+from bl_reservoir.runner import module_main
+
+if __name__ == "__main__":
+    sys.exit(module_main("dedoppler/search"))
