@@ -1,0 +1,91 @@
+"""The search on synthetic files with known signals: every strong signal found, once; noise gives nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bl_reservoir.dedoppler import DriftGrid, SearchParameters, search_observation
+from bl_reservoir.io import open_observation
+from bl_reservoir.synth import Signal
+
+RESOLUTION = 0.010204255741040042  # Hz/s per drift bin of a BL fine file (16 x 18.25 s, 2.79 Hz)
+
+
+def _search(path, **kw):
+    with open_observation(path) as obs:
+        return search_observation(obs, SearchParameters(**kw))
+
+
+def _assert_found_once(hits: pd.DataFrame, truth: pd.DataFrame, max_drift: float = 4.0) -> None:
+    strong = truth[(truth.snr >= 20) & (truth.drift_rate.abs() <= max_drift)]
+    for row in strong.itertuples():
+        near = hits[(hits["index"] - row.index).abs() <= 4]
+        assert len(near) == 1, f"signal at {row.index} ({row.drift_rate:+.3f} Hz/s): {len(near)} hits"
+        assert abs(near["drift_rate"].iloc[0] - row.drift_rate) <= 2 * RESOLUTION + 1e-9
+        assert near["snr"].iloc[0] >= 10
+    assert len(hits) == len(strong)  # one hit per signal, nothing else
+
+
+def test_signals_at_the_drift_edges_and_both_signs_are_found(small_obs):
+    signals = {0: [Signal(600, 4.0, 25.0, 3.0), Signal(3000, -4.0, 25.0, 6.0), Signal(5200, 1.3, 20.0, 4.0),
+                   Signal(7000, -0.7, 30.0, 2.0)],
+               1: [Signal(1500, 0.0, 20.0, 5.0), Signal(5000, -2.55, 40.0, 10.0), Signal(7500, 3.99, 22.0, 4.0)]}
+    path, truth = small_obs("edges.h5", n_coarse=2, width=8192, signals=signals)
+    hits, stamps, grid = _search(path)
+    _assert_found_once(hits, truth)
+    assert grid.max_bins * abs(grid.resolution) >= 4.0  # +-max searched, no gap at the edge
+    assert set(hits.coarse_channel) == {0, 1}
+    assert stamps.shape == (len(hits), 16, 2 * (grid.excursion() + 8) + 1)
+    with open_observation(path) as obs:
+        assert np.allclose(hits["freqs"], obs.frequencies()[hits["index"].to_numpy()])
+
+
+def test_random_strong_signals_are_all_found(small_obs):
+    path, truth = small_obs("random.h5", n_coarse=2, width=16384, n_signals=10, snr_range=(20, 50),
+                            drift_range=(-4, 4), seed=11)
+    hits, _, _ = _search(path)
+    _assert_found_once(hits, truth)
+
+
+def test_noise_alone_gives_no_hit(small_obs):
+    path, _ = small_obs("noise.h5", n_coarse=2, width=16384, noise_only=True, seed=12)
+    hits, stamps, _ = _search(path, snr=10)
+    assert len(hits) == 0 and stamps.shape[0] == 0
+
+
+def test_coarse_to_fine_reports_what_the_exhaustive_search_reports(small_obs):
+    path, _ = small_obs("same.h5", n_coarse=2, width=8192, n_signals=8, snr_range=(12, 40), seed=13)
+    fast, _, _ = _search(path)
+    full, _, _ = _search(path, exhaustive=True)
+    assert fast["index"].tolist() == full["index"].tolist()
+    assert fast["drift_bins"].tolist() == full["drift_bins"].tolist()
+    np.testing.assert_allclose(fast["snr"], full["snr"], rtol=1e-4)
+
+
+def test_min_and_max_drift_are_honoured(small_obs):
+    signals = {0: [Signal(1000, 0.0, 40.0, 4.0), Signal(3000, 1.0, 40.0, 4.0), Signal(6000, -2.0, 40.0, 4.0)]}
+    path, truth = small_obs("minmax.h5", n_coarse=1, width=8192, signals=signals)
+    hits, _, _ = _search(path, min_drift=0.5, max_drift=1.5)
+    assert len(hits) == 1 and abs(hits["index"].iloc[0] - 3000) <= 4
+    assert (hits["drift_rate"].abs() >= 0.5).all()
+
+
+def test_time_axis_is_padded_to_a_power_of_two(small_obs):
+    signals = {0: [Signal(2000, 0.8, 40.0, 4.0), Signal(5000, -1.5, 40.0, 4.0)]}
+    path, truth = small_obs("twelve.h5", n_coarse=1, width=8192, n_time=12, signals=signals)
+    hits, stamps, grid = _search(path)
+    assert grid.n_rows == 16 and stamps.shape[1] == 12
+    res = abs(grid.resolution)
+    for row in truth.itertuples():
+        near = hits[(hits["index"] - row.index).abs() <= 4]
+        assert len(near) == 1 and abs(near["drift_rate"].iloc[0] - row.drift_rate) <= 2 * res * 15 / 11
+
+
+def test_drift_grid_covers_max_drift_inclusive():
+    header = {"foff": -2.7939677238464355e-6, "tsamp": 18.253611008}
+    grid = DriftGrid.for_header(header, 16, SearchParameters(max_drift=4.0, min_drift=1.0))
+    assert grid.resolution == pytest.approx(-RESOLUTION)
+    assert (grid.max_bins - 1) * RESOLUTION < 4.0 <= grid.max_bins * RESOLUTION
+    assert (grid.min_bins - 1) * RESOLUTION < 1.0 <= grid.min_bins * RESOLUTION
