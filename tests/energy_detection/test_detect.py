@@ -13,10 +13,15 @@ from bl_reservoir.io import open_observation
 from bl_reservoir.synth import Signal, drift_span
 
 
-def reference_hits(path, threshold: float = 2048.0) -> pd.DataFrame:
-    """The original method, written plainly: scipy's normaltest on each window's samples."""
+def reference_hits(path, threshold: float = 2048.0, *, pvalue: float | None = None, window: int = 256,
+                   coarse_channel_width: int | None = None) -> pd.DataFrame:
+    """The original method, written plainly: scipy's normaltest on each window's samples.
+
+    Defaults: the fine-resolution script; `pvalue=1e-25, window=32` is the mid-resolution one.
+    """
+    half = window // 2
     rows = []
-    with open_observation(path) as obs:
+    with open_observation(path, coarse_channel_width) as obs:
         for cc in range(obs.n_coarse_channels):
             data = obs.coarse_channel(cc)
             width = data.shape[1]
@@ -26,10 +31,10 @@ def reference_hits(path, threshold: float = 2048.0) -> pd.DataFrame:
             x = np.arange(width)
             spline = interpolate.splrep(x, np.mean(data, axis=0), t=np.arange(0, width, width // 16 + 1)[1:])
             cleaned = data - interpolate.splev(x, spline)
-            for i in range(0, width - 128, 128):
-                statistic, pvalue = stats.normaltest(cleaned[:, i:i + 256].flatten())
-                if statistic > threshold:
-                    rows.append((cc * width + i, statistic, pvalue, cc))
+            for i in range(0, width - half, half):
+                statistic, p = stats.normaltest(cleaned[:, i:i + window].flatten())
+                if (p < pvalue) if pvalue is not None else (statistic > threshold):
+                    rows.append((cc * width + i, statistic, p, cc))
     return pd.DataFrame(rows, columns=["index", "statistic", "pvalue", "coarse_channel"])
 
 
@@ -65,6 +70,20 @@ def test_equal_to_per_window_scipy(small_obs, name, n_coarse, width, threshold):
     assert list(hits.columns) == ["index", "statistic", "pvalue", "freqs", "coarse_channel"]
     np.testing.assert_allclose(hits["freqs"], freqs[hits["index"]], rtol=0, atol=1e-9)
     assert stamps.shape == (len(hits), 16, 256) and stamps.dtype == np.float32
+
+
+def test_mid_resolution_equal_to_the_original_mid_script(small_obs):
+    # energy_detection_mid.py: 1024-channel coarse channels, many integrations, windows of 32
+    # every 16, hits at p < 1e-25; same code here, other parameters
+    signals = {0: [Signal(200, 0.0, 40.0, 4.0)], 2: [Signal(700, 0.0, 80.0, 8.0)]}
+    path, _ = small_obs("mid.h5", n_coarse=3, width=1024, n_time=64, signals=signals)
+    params = Parameters(pvalue=1e-25, window=32, stride=16, coarse_channel_width=1024)
+    with open_observation(path, params.coarse_channel_width) as obs:
+        hits, stamps = detect(obs, params)
+    ref = reference_hits(path, pvalue=1e-25, window=32, coarse_channel_width=1024)
+    assert set(ref["coarse_channel"]) == {0, 2}
+    assert_same_hits(hits, ref, threshold=-2 * np.log(1e-25))
+    assert stamps.shape == (len(hits), 64, 32)
 
 
 def test_stamps_are_the_cleaned_windows(small_obs):
