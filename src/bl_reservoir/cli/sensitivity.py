@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     bucket = settings.bucket(args.bucket)
     scheduler = settings.scheduler(args.scheduler)
     if scheduler:
-        runner = harness.campaign_runner(f"{bucket.rstrip('/')}/sensitivity/{name}/runs", scheduler)
+        runner = harness.campaign_runner(f"{bucket.rstrip('/')}/sensitivity/{name}/runs", scheduler,
+                                         out / "campaigns.db")
     else:
         runner = harness.local_runner(str(out / "runs"), jobs=args.jobs)
     tolerances = Tolerances(channels=args.channels, drift_bins=args.drift_bins)

@@ -155,17 +155,22 @@ def synthesise(design: Design, folder: str | os.PathLike) -> Injected:
 Runner = Callable[[str, Sequence[Path], Sequence[str]], dict[Path, tuple[pd.DataFrame, float, str]]]
 
 
+def _read(result_uri: str) -> tuple[pd.DataFrame, float, str]:
+    from bl_reservoir.results import read_results
+
+    results = read_results(result_uri)
+    manifest = results.manifest
+    return results.hits, float(manifest.get("wall_seconds") or 0.0), str(manifest["algorithm"].get("version", ""))
+
+
 def local_runner(bucket: str, jobs: int = 1) -> Runner:
     """Run jobs with `run_job` on this machine, `jobs` at a time; results go to `bucket`."""
-    from bl_reservoir.results import read_results
     from bl_reservoir.runner import run_job
 
     def run(algorithm: str, inputs: Sequence[Path], options: Sequence[str]):
         def one(path: Path):
             outcome = run_job(algorithm, str(path), bucket=bucket, options=tuple(options), force=True)
-            results = read_results(outcome.result_uri)
-            version = results.manifest.get("algorithm", {}).get("version", "")
-            return path, (results.hits, float(outcome.wall_seconds or 0.0), version)
+            return path, _read(outcome.result_uri)
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             return dict(pool.map(one, inputs))
@@ -173,22 +178,28 @@ def local_runner(bucket: str, jobs: int = 1) -> Runner:
     return run
 
 
-def campaign_runner(bucket: str, scheduler: str) -> Runner:
-    """Run jobs as a BL@Scale campaign on the Dask scheduler at `scheduler`; results go to `bucket`."""
-    from bl_reservoir.results import read_results
+def campaign_runner(bucket: str, scheduler: str, store_path: str | os.PathLike) -> Runner:
+    """Run each algorithm as one BL@Scale campaign on the Dask scheduler at `scheduler`.
+
+    Results go to `bucket`; the campaigns are kept in their own SQLite store at `store_path`, so
+    synthetic files never enter the main store. The workers must be able to read the input paths.
+    """
     from bl_reservoir.scale import campaigns
+    from bl_reservoir.scale.store import Store
 
     def run(algorithm: str, inputs: Sequence[Path], options: Sequence[str]):
-        outcomes = campaigns.run_campaign(algorithm, [str(p) for p in inputs], bucket=bucket,
-                                          scheduler=scheduler, options=tuple(options), force=True)
-        out = {}
-        for path, outcome in zip(inputs, outcomes):
-            if outcome.state == "failed":
-                raise JobFailed(f"{algorithm} on {path}: {outcome.error}")
-            results = read_results(outcome.result_uri)
-            version = results.manifest.get("algorithm", {}).get("version", "")
-            out[path] = (results.hits, float(outcome.wall_seconds or 0.0), version)
-        return out
+        uris = [str(Path(p).resolve()) for p in inputs]
+        db = f"sqlite:///{Path(store_path).resolve()}"
+        Path(store_path).parent.mkdir(parents=True, exist_ok=True)
+        cid, _ = campaigns.submit(algorithm, uris, options=tuple(options), bucket=bucket, db=db,
+                                  scheduler=scheduler, force=True, max_attempts=1)
+        jobs = Store(db).list_jobs(cid)
+        failed = [j for j in jobs if j["state"] not in ("succeeded", "skipped")]
+        if failed:
+            raise JobFailed(f"{algorithm}: campaign {cid}: {len(failed)} of {len(jobs)} jobs did not succeed "
+                            f"({failed[0]['input_uri']}: {failed[0]['error'] or failed[0]['state']})")
+        by_input = {j["input_uri"]: j["result_uri"] for j in jobs}
+        return {path: _read(by_input[uri]) for path, uri in zip(inputs, uris)}
 
     return run
 

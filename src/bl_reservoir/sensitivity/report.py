@@ -122,7 +122,8 @@ def plot(doc: Mapping[str, Any], out: Path) -> list[Path]:
         ax.set_ylabel("recall (fraction of injected signals found)")
         ax.set_ylim(-0.03, 1.03)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        if algorithms:
+            ax.legend(fontsize=8, loc="lower right")
         ax.set_title(f"{doc['name']}: recall against {label.split(' (')[0]}", fontsize=10)
         fig.tight_layout()
         fig.savefig(out / PLOTS[key])
