@@ -117,20 +117,27 @@ def build_env(package_dir: str | os.PathLike, force: bool = False) -> Path:
 
 
 def _create(package: str, package_dir: Path, env: Path) -> None:
-    """`python -m venv` then `pip install -r requirements.txt`, output kept for the error message."""
+    """`python -m venv --without-pip`, then this project's pip installs the requirements into it.
+
+    Skipping ensurepip saves most of the build time; the venv gets only what the package asks for.
+    """
     base = getattr(sys, "_base_executable", sys.executable)
-    steps = [
-        [base, "-m", "venv", "--clear", str(env)],
-        [str(env_python(env)), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-         "-r", str(package_dir / REQUIREMENTS)],
-    ]
+    steps = [[base, "-m", "venv", "--clear", "--without-pip", str(env)]]
+    if _has_requirements(package_dir / REQUIREMENTS):
+        steps.append([sys.executable, "-m", "pip", "--python", str(env_python(env)), "install",
+                      "--disable-pip-version-check", "-q", "-r", str(package_dir / REQUIREMENTS)])
     for cmd in steps:
         log.info("%s: %s", package, " ".join(cmd))
         proc = subprocess.run(cmd, cwd=package_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if proc.returncode != 0:
-            tail = " | ".join(line for line in proc.stdout.strip().splitlines()[-_LOG_TAIL_LINES:])
+            lines = [line for line in proc.stdout.strip().splitlines() if not line.startswith("WARNING: Location")]
+            tail = " | ".join(lines[-_LOG_TAIL_LINES:])
             raise EnvBuildError(package, f"{Path(cmd[0]).name} {' '.join(cmd[1:3])} exited with "
                                          f"{proc.returncode}: {tail or 'no output'}")
+
+
+def _has_requirements(path: Path) -> bool:
+    return any(line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
 
 
 def _remove(path: Path) -> None:
