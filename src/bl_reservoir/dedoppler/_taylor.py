@@ -38,24 +38,25 @@ def _add(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
 
 
 @njit(cache=True, fastmath=True)
-def _keep_max(best: np.ndarray, best_bins: np.ndarray, values: np.ndarray, bins: int) -> None:
+def _keep_max(best: np.ndarray, best_bins: np.ndarray, a: np.ndarray, b: np.ndarray, bins: int) -> None:
+    """The last tree merge fused with the running maximum over drifts: `a + b` is never stored."""
     for j in range(best.shape[0]):
-        v = values[j]
+        v = a[j] + b[j]
         better = v > best[j]
         best[j] = v if better else best[j]
         best_bins[j] = bins if better else best_bins[j]
 
 
 @njit(cache=True)
-def _tree_levels(src: np.ndarray, dst: np.ndarray, first_group: int) -> np.ndarray:
-    """Merge groups of `first_group` rows up to all rows; return whichever buffer holds the result.
+def _tree_levels(src: np.ndarray, dst: np.ndarray, first_group: int, last_group: int = 0) -> np.ndarray:
+    """Merge groups of `first_group` rows up to `last_group` (default all rows); return the buffer holding them.
 
     Row s of a merged group of 2g rows is the path of drift s: the first half follows drift s//2,
     the second half starts s - s//2 channels further on. Columns past the end keep partial sums.
     """
     n_rows, width = src.shape
     g = first_group
-    while g < n_rows:
+    while g < (last_group or n_rows):
         for base in range(0, n_rows, 2 * g):
             for s in range(2 * g):
                 h = s // 2
@@ -111,16 +112,21 @@ def drift_search(padded: np.ndarray, width: int, max_bins: int, min_bins: int,
                 continue
             if n_rows == 1:
                 buf[0, :] = padded[0, c0:c0 + span]
-                out = buf
-            else:
-                # level one straight from the pre-shifted input: saves a copy pass
-                for q in range(0, n_rows, 2):
-                    a0 = c0 + k * q
-                    b0 = c0 + k * (q + 1)
-                    _add(buf[q], padded[q, a0:a0 + span], padded[q + 1, b0:b0 + span])
-                    _add(buf[q + 1], padded[q, a0:a0 + span], padded[q + 1, b0 + 1:b0 + 1 + span])
-                out = _tree_levels(buf, tmp, 2)
-            for s in range(n_rows):
+                tmp[0, :] = 0.0
+                _keep_max(best[c0:c0 + n_cols], best_bins[c0:c0 + n_cols], buf[0], tmp[0], first)
+                continue
+            # level one straight from the pre-shifted input: saves a copy pass
+            for q in range(0, n_rows, 2):
+                a0 = c0 + k * q
+                b0 = c0 + k * (q + 1)
+                _add(buf[q], padded[q, a0:a0 + span], padded[q + 1, b0:b0 + span])
+                _add(buf[q + 1], padded[q, a0:a0 + span], padded[q + 1, b0 + 1:b0 + 1 + span])
+            half = n_rows // 2
+            out = _tree_levels(buf, tmp, 2, half) if n_rows > 2 else buf
+            for s in range(n_rows):  # the last merge, straight into the running maximum
                 bins = first + s
                 if min_bins <= bins <= max_bins:
-                    _keep_max(best[c0:c0 + n_cols], best_bins[c0:c0 + n_cols], out[s, :n_cols], bins)
+                    h = s // 2
+                    shift = s - h
+                    _keep_max(best[c0:c0 + n_cols], best_bins[c0:c0 + n_cols], out[h, :n_cols],
+                              out[half + h, shift:shift + n_cols], bins)
