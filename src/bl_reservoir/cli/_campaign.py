@@ -28,16 +28,20 @@ def run_with_progress(start: Callable[..., Any], *args: Any, detach: bool = Fals
     if logging.getLogger().level >= logging.WARNING:  # Dask logs every connection at INFO: keep -v for that
         logging.getLogger("distributed").setLevel(logging.WARNING)
     bar = CampaignProgress()
+    started = False
 
     def created(campaign: str, total: int) -> None:
+        nonlocal started
         print(f"campaign {campaign}: {total} jobs", flush=True)
         if not detach:
             bar.start(campaign, total)
+            started = True
 
     try:
         return start(*args, detach=detach, on_created=created, on_progress=bar.update, **kw)
     finally:
-        bar.stop()
+        if started:
+            bar.stop()
 
 
 def print_summary(db: str | None, campaign: str) -> int:

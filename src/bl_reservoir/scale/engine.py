@@ -46,6 +46,7 @@ class Engine:
 
         self.scheduler = scheduler
         self.cluster = None
+        self._alive: set[str] = set()
         try:
             if scheduler:
                 self.client = Client(scheduler, timeout="20s")
@@ -82,9 +83,17 @@ class Engine:
                         package, ", ".join(sorted(advertised)))
         return {package: 1}
 
-    def _submit(self, spec: JobSpec, resources: dict | None, topic: str | None, db_url: str | None):
+    def _submit(self, job: dict, spec: JobSpec, resources: dict | None, topic: str | None, db_url: str | None):
+        # A job last seen running on a worker still alive goes back to it: if that worker is
+        # still executing it (its submitter died), Dask joins that run instead of starting a second.
+        previous = job.get("worker")
+        placement = {"workers": [previous], "allow_other_workers": True} if previous in self._alive else {}
         return self.client.submit(run_task, spec, topic, db_url, key=task_key(spec.job_id), pure=False,
-                                  resources=resources)
+                                  resources=resources, **placement)
+
+    def _prepare(self, package: str) -> dict[str, int] | None:
+        self._alive = set(self.client.scheduler_info(n_workers=-1)["workers"])
+        return self.resources_for(package)
 
     def detach(self, store: Store, campaign: dict, jobs: Sequence[dict], *, force: bool = False) -> None:
         """Submit and leave: the tasks outlive this client and write the store themselves."""
@@ -93,9 +102,9 @@ class Engine:
         if self.cluster is not None:
             raise UsageError("--detach needs a running scheduler (--scheduler or DASK_SCHEDULER_ADDRESS): "
                              "an embedded cluster ends with this process")
-        resources = self.resources_for(campaign["algorithm"].split("/", 1)[0])
+        resources = self._prepare(campaign["algorithm"].split("/", 1)[0])
         for job in jobs:
-            fire_and_forget(self._submit(_spec(campaign, job, force), resources, None, store.url))
+            fire_and_forget(self._submit(job, _spec(campaign, job, force), resources, None, store.url))
 
     def run(self, store: Store, campaign: dict, jobs: Sequence[dict], *, force: bool = False,
             on_progress: Callable[[dict[str, int]], None] | None = None) -> dict[str, int]:
@@ -106,9 +115,10 @@ class Engine:
         topic = topic_of(cid)
         events: queue.SimpleQueue = queue.SimpleQueue()
         self.client.subscribe_topic(topic, lambda event: events.put(event[1]))
-        resources = self.resources_for(campaign["algorithm"].split("/", 1)[0])
+        resources = self._prepare(campaign["algorithm"].split("/", 1)[0])
         specs = {task_key(job["id"]): _spec(campaign, job, force) for job in jobs}
-        pending = as_completed([self._submit(spec, resources, topic, None) for spec in specs.values()])
+        pending = as_completed([self._submit(job, specs[task_key(job["id"])], resources, topic, None)
+                                for job in jobs])
         losses: Counter[str] = Counter()
         last_progress = 0.0
         try:
@@ -163,7 +173,7 @@ class Engine:
 
 
 def _spec(campaign: dict, job: dict, force: bool) -> JobSpec:
-    return JobSpec(job["id"], campaign["algorithm"], job["input_uri"], campaign["bucket"],
+    return JobSpec(job["id"], campaign["id"], campaign["algorithm"], job["input_uri"], campaign["bucket"],
                    tuple(campaign["parameters"]), force)
 
 

@@ -30,6 +30,7 @@ class JobSpec:
     """Everything a worker needs to run one job (plain data: it travels to the worker)."""
 
     job_id: str
+    campaign: str
     algorithm: str
     input_uri: str
     bucket: str
@@ -101,6 +102,7 @@ def run_task(spec: JobSpec, topic: str | None = None, db_url: str | None = None)
         from bl_reservoir.scale import campaigns
 
         campaigns.apply_outcome(store, outcome, spec.algorithm)
+        store.close_campaign(spec.campaign)
         store.close()
     return outcome
 
