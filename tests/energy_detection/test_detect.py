@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import interpolate, stats
 
-from bl_reservoir.energy_detection.detect import Parameters, best_per_band, detect
+from bl_reservoir.energy_detection.detect import Parameters, best_per_band, detect, detect_block
 from bl_reservoir.errors import UsageError
 from bl_reservoir.io import open_observation
 from bl_reservoir.synth import Signal, drift_span
@@ -168,6 +168,11 @@ def test_best_per_band_takes_the_top_statistics_of_each_band():
     assert best["row"].tolist() == [1, 2, 4, 3, 5]
     assert best["band"].tolist() == ["1000-1400", "1000-1400", "1400-1700", "1400-1700", "1700-"]
     assert best_per_band(hits.iloc[:0], 4).empty
+
+
+def test_too_many_knots_for_the_coarse_channel():
+    with pytest.raises(UsageError, match="--knots 2000 is too many"):
+        detect_block(np.ones((4, 1024), np.float32), Parameters(knots=2000))
 
 
 @pytest.mark.parametrize("kw, message", [

@@ -4,9 +4,9 @@ The method is the original reservoir's, kept exactly: repair the DC spike, subtr
 least-squares spline fit of the time-averaged spectrum, and run the D'Agostino-Pearson K^2
 normality test on every window of channels. The speed comes from how it is computed:
 
-- the spline is fitted through its normal equations, accumulated in one numba pass (the same
-  least-squares fit that `scipy.interpolate.splrep(x, y, t=knots)` finds, without its
-  1-million-row work arrays);
+- the spline is fitted through its normal equations, summed knot interval by knot interval
+  from power sums taken in one numba pass (the same least-squares fit that
+  `scipy.interpolate.splrep(x, y, t=knots)` finds, without its 1-million-row work arrays);
 - the bandpass is never subtracted into a float64 copy of the block: kernels read the float32
   samples and subtract the float64 fit on the fly, which gives the very values of the
   original's `channel - fit`;
@@ -175,7 +175,10 @@ def fit_bandpass(spectrum: np.ndarray, n_knots: int = 16) -> np.ndarray:
     return _evaluate(knots, n_coef, local, width)
 
 
-@numba.njit(cache=True, nogil=True, parallel=True, fastmath={"reassoc", "contract"})
+# One thread on purpose: jobs run side by side on a worker (BL@Scale), and a threaded kernel
+# would oversubscribe the cores and is unsafe after fork with GNU OpenMP. `reassoc` lets the
+# sums vectorise; it only reorders float64 additions.
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def block_moments(block, fit, block_width):  # pragma: no cover - compiled
     """Per block of `block_width` channels: mean and central sums of powers 2, 3, 4 of `block - fit`.
 
@@ -189,7 +192,7 @@ def block_moments(block, fit, block_width):  # pragma: no cover - compiled
     s3 = np.empty(n_blocks)
     s4 = np.empty(n_blocks)
     count = n_time * block_width
-    for b in numba.prange(n_blocks):
+    for b in range(n_blocks):
         c0 = b * block_width
         total = 0.0
         for t in range(n_time):

@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bl_reservoir.energy_detection._kernels import cleaned_stamps, fit_bandpass, repair_dc, window_statistics
+from bl_reservoir.energy_detection._kernels import (
+    bandpass_knots,
+    cleaned_stamps,
+    fit_bandpass,
+    repair_dc,
+    window_statistics,
+)
 from bl_reservoir.errors import UsageError
 from bl_reservoir.io import Observation
 
@@ -82,8 +88,13 @@ def detect_block(block: np.ndarray, params: Parameters = Parameters()) -> Channe
     n_time, width = block.shape
     if params.window > width:
         raise UsageError(f"--window {params.window} is wider than the coarse channel ({width} fine channels)")
+    if bandpass_knots(width, params.knots).size + 4 > width:
+        raise UsageError(f"--knots {params.knots} is too many for a coarse channel of {width} fine channels")
     repair_dc(block)
-    fit = fit_bandpass(block.mean(axis=0), params.knots)  # float32 mean, as the original took it
+    try:
+        fit = fit_bandpass(block.mean(axis=0), params.knots)  # float32 mean, as the original took it
+    except np.linalg.LinAlgError:
+        raise UsageError(f"--knots {params.knots}: the bandpass spline has no unique fit on {width} channels") from None
     starts, statistic, pvalue = window_statistics(block, fit, window=params.window, stride=params.stride)
     hit = params.is_hit(statistic, pvalue)
     starts = starts[hit]
