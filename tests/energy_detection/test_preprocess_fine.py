@@ -87,6 +87,20 @@ def test_best_per_band(small_obs, tmp_path):
     assert best.dtype == np.float32
 
 
+def test_stamps_spool_through_a_scratch_file_that_is_removed(small_obs, tmp_path):
+    path, _ = small_obs("spool.h5", n_coarse=2, width=16384, signals=SIGNALS)
+    out = tmp_path / "sp"
+    out.mkdir()
+    (out / ".stamps-killed.f32").write_bytes(b"left by a killed attempt")
+    preprocess_fine.run(path, out)
+    with open_observation(path) as obs:
+        hits, stamps = detect(obs, Parameters())  # in memory
+    res = read_results(out)
+    np.testing.assert_array_equal(res.stamps, stamps)
+    assert res.hits["index"].tolist() == hits["index"].tolist()
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)  # no scratch left
+
+
 def test_no_hits_gives_an_empty_valid_folder(small_obs, tmp_path):
     path, _ = small_obs("quiet.fil", n_coarse=2, width=16384, noise_only=True)
     assert preprocess_fine.main([str(path), str(tmp_path / "r"), "--best-per-band", "4"]) == 0

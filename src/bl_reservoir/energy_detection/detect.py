@@ -6,10 +6,13 @@ its hits), whatever the file size or the number of coarse channels.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import tempfile
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -101,9 +104,49 @@ def detect_block(block: np.ndarray, params: Parameters = Parameters()) -> Channe
     return ChannelHits(starts, statistic[hit], pvalue[hit], cleaned_stamps(block, fit, starts, params.window))
 
 
-def detect(obs: Observation, params: Parameters = Parameters(), *,
-           progress: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
-    """Hits of every coarse channel of `obs`: the info_df frame and float32 stamps `(n_hits, n_time, window)`."""
+class StampSpool:
+    """float32 stamps appended to a scratch file, so that the hits of a file with much RFI never
+    pile up in memory; `array()` maps them back as one `(n, n_time, window)` array."""
+
+    def __init__(self, directory: str | os.PathLike, n_time: int, window: int):
+        fd, self.path = tempfile.mkstemp(prefix=".stamps-", suffix=".f32", dir=directory)
+        self._file: BinaryIO | None = os.fdopen(fd, "wb")
+        self.shape = (0, n_time, window)
+
+    def append(self, stamps: np.ndarray) -> None:
+        assert self._file is not None, "spool already read"
+        np.ascontiguousarray(stamps, dtype=np.float32).tofile(self._file)
+        self.shape = (self.shape[0] + len(stamps), *self.shape[1:])
+
+    def array(self) -> np.ndarray:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self.shape[0] == 0:
+            return np.zeros(self.shape, dtype=np.float32)
+        return np.memmap(self.path, dtype=np.float32, mode="r", shape=self.shape)
+
+    def close(self) -> None:
+        """Delete the scratch file (arrays from `array()` must be dropped first)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+    def __enter__(self) -> StampSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def detect(obs: Observation, params: Parameters = Parameters(), *, progress: bool = False,
+           spool: StampSpool | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Hits of every coarse channel of `obs`: the info_df frame and float32 stamps `(n_hits, n_time, window)`.
+
+    With a `spool` the stamps go to its scratch file and come back memory-mapped.
+    """
     from tqdm import tqdm
 
     frames: list[pd.DataFrame] = []
@@ -123,12 +166,18 @@ def detect(obs: Observation, params: Parameters = Parameters(), *,
                 "freqs": obs.header["fch1"] + obs.header["foff"] * index,
                 "coarse_channel": np.full(index.size, cc, dtype=np.int64),
             }))
-            stamps.append(found.stamps)
+            if spool is not None:
+                spool.append(found.stamps)
+            else:
+                stamps.append(found.stamps)
             log.debug("%s: coarse channel %d: %d hits", obs.path, cc, index.size)
             bar.update(1)
     hits = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(COLUMNS))
-    stack = (np.concatenate(stamps) if stamps
-             else np.zeros((0, obs.n_time, params.window), dtype=np.float32))
+    if spool is not None:
+        stack = spool.array()
+    else:
+        stack = (np.concatenate(stamps) if stamps
+                 else np.zeros((0, obs.n_time, params.window), dtype=np.float32))
     log.info("%s: %d hits in %d coarse channels", obs.path, len(hits), obs.n_coarse_channels)
     return hits, stack
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bl_reservoir.energy_detection.detect import BANDS_MHZ, Parameters, best_per_band, detect
+from bl_reservoir.energy_detection.detect import BANDS_MHZ, Parameters, StampSpool, best_per_band, detect
 from bl_reservoir.errors import ReservoirError
 
 log = logging.getLogger(__name__)
@@ -56,28 +56,40 @@ def run(input_path: str | os.PathLike, out_dir: str | os.PathLike | None = None,
     out = Path(out_dir) if out_dir is not None else default_out_dir(input_path)
     started_at, t0 = utcnow(), time.perf_counter()
     with open_observation(input_path, coarse_channel_width=params.coarse_channel_width) as obs:
-        hits, stamps = detect(obs, params, progress=progress)
-        header, width = obs.header, obs.coarse_channel_width
-        local = os.path.exists(obs.path)
-        size = os.path.getsize(obs.path) if local else None
-    extra = {}
-    if params.best_per_band:
-        best = best_per_band(hits, params.best_per_band)
-        rows = best["row"].to_numpy()
-        extra["best_hits.npy"] = stamps[rows] if rows.size else np.zeros((0, *stamps.shape[1:]), np.float32)
-        extra["best_hits.json"] = {
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "manifest.json").unlink(missing_ok=True)  # the folder is being rewritten
+        for stale in out.glob(".stamps-*.f32"):  # scratch of an attempt that was killed
+            stale.unlink(missing_ok=True)
+        with StampSpool(out, obs.n_time, params.window) as spool:
+            hits, stamps = detect(obs, params, progress=progress, spool=spool)
+            header, width = obs.header, obs.coarse_channel_width
+            size = os.path.getsize(obs.path) if os.path.exists(obs.path) else None
+            uri = os.path.abspath(input_path) if "://" not in input_path else input_path
+            manifest = build_manifest(
+                algorithm={**ALGORITHM, "version": __version__},
+                parameters={**params.as_dict(), "coarse_channel_width": width},
+                input_uri=uri, input_size=size, started_at=started_at, finished_at=utcnow(),
+                wall_seconds=round(time.perf_counter() - t0, 3),
+            )
+            written = write_results(out, header, hits, stamps, manifest, extra_files=_best_files(hits, stamps, params))
+            del stamps  # the memory map, before its scratch file goes
+    return written
+
+
+def _best_files(hits, stamps: np.ndarray, params: Parameters) -> dict:
+    """`best_hits.npy` and `best_hits.json` (see the module docstring), or nothing without --best-per-band."""
+    if not params.best_per_band:
+        return {}
+    best = best_per_band(hits, params.best_per_band)
+    rows = best["row"].to_numpy()
+    return {
+        "best_hits.npy": np.asarray(stamps[rows]) if rows.size else np.zeros((0, *stamps.shape[1:]), np.float32),
+        "best_hits.json": {
             "per_band": params.best_per_band,
             "bands_mhz": [[lo, None if hi == float("inf") else hi] for lo, hi in BANDS_MHZ],
             "rows": rows.tolist(), "band": best["band"].tolist(),
-        }
-    uri = os.path.abspath(input_path) if "://" not in input_path else input_path
-    manifest = build_manifest(
-        algorithm={**ALGORITHM, "version": __version__},
-        parameters={**params.as_dict(), "coarse_channel_width": width},
-        input_uri=uri, input_size=size, started_at=started_at, finished_at=utcnow(),
-        wall_seconds=round(time.perf_counter() - t0, 3),
-    )
-    return write_results(out, header, hits, stamps, manifest, extra_files=extra)
+        },
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
