@@ -158,8 +158,10 @@ def test_stale_scratch_of_a_dead_job_is_removed(algos, strong_signal_obs, tmp_pa
     stale = runner.scratch_root() / "job-dead-abc"
     (stale / "out").mkdir(parents=True)
     (stale / ".lock").write_text("")
+    starting = runner.scratch_root() / "job-starting-xyz"  # made a moment ago, lock not yet taken
+    starting.mkdir()
     runner.run_job("testalgs/ok", str(path), bucket=str(tmp_path / "bucket"))
-    assert _scratch() == []
+    assert _scratch() == ["job-starting-xyz"]
 
 
 # ---------------------------------------------------------------- failures

@@ -32,6 +32,7 @@ DEFAULT_TIMEOUT_S = 6 * 3600.0
 LOG_FILE = "log.txt"
 LOG_TAIL_LINES = 5
 _LOCK = ".lock"
+_LOCKLESS_GRACE_S = 60.0
 
 EventCallback = Callable[[dict[str, Any]], None]
 
@@ -121,13 +122,19 @@ def _sweep_stale(root: Path) -> None:
     """Remove scratch folders of jobs whose process died (their lock is free)."""
     for folder in root.glob("job-*"):
         lock = folder / _LOCK
+        if not lock.exists():
+            try:
+                if time.time() - folder.stat().st_mtime < _LOCKLESS_GRACE_S:
+                    continue  # a job that is just starting: it makes its lock right after the folder
+            except OSError:
+                continue
         try:
             with open(lock, "a") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             continue  # a live job
         except OSError:
-            pass  # no lock file: killed before it made one
+            pass
         log.info("removing stale scratch folder %s", folder)
         shutil.rmtree(folder, ignore_errors=True)
 
