@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from bl_reservoir.sensitivity.matching import (Geometry, Tolerances, channel_tolerance, drift_tolerance, match,
+from bl_reservoir.sensitivity.matching import (Geometry, Tolerances, band, channel_tolerance, drift_tolerance, match,
                                                  match_matrix)
 from bl_reservoir.synth import FOFF_HZ, TSAMP
 
@@ -27,15 +27,16 @@ def test_geometry_in_bl_units():
     assert GEO.drift_bin == pytest.approx(BIN)
 
 
-def test_tolerances_add_half_width_and_the_smear():
-    truth = _truth()
-    assert list(channel_tolerance(truth, GEO, Tolerances(channels=2))) == [3.0, 4.0, 4.0]
-    assert list(drift_tolerance(truth, GEO, Tolerances(drift_bins=2)) / BIN) == pytest.approx([2.0, 3.0, 2.0])
+def test_tolerances_grow_with_the_band_a_signal_covers():
+    truth = _truth()  # bands: FWHM 2, 2 + 1 (smeared, 1 channel per spectrum), 4 channels
+    assert list(band(truth, GEO)) == [2.0, 3.0, 4.0]
+    assert list(channel_tolerance(truth, GEO, Tolerances(channels=2))) == [3.0, 3.5, 4.0]
+    assert list(drift_tolerance(truth, GEO, Tolerances(drift_bins=2)) / BIN) == pytest.approx([4.0, 5.0, 6.0])
 
 
 def test_smeared_signal_accepts_any_path_inside_its_band():
-    # B drifts 1 channel per spectrum and is smeared over 1 channel: 2 + 1 drift bins of tolerance
-    hits = pd.DataFrame({"index": [500, 500], "drift_rate": [1.0 + 2.9 * BIN, 1.0 - 3.1 * BIN]})
+    # B: 2 + 3 drift bins of tolerance
+    hits = pd.DataFrame({"index": [500, 500], "drift_rate": [1.0 + 4.9 * BIN, 1.0 - 5.1 * BIN]})
     _, out = match(_truth(), hits, GEO, Tolerances(channels=2, drift_bins=2))
     assert list(out["signal"]) == [1, -1]
 
@@ -43,11 +44,11 @@ def test_smeared_signal_accepts_any_path_inside_its_band():
 def test_path_rule_on_hand_made_hits():
     hits = pd.DataFrame({
         "index": [103, 104, 496, 900, 900, 5000],
-        "drift_rate": [0.0, 0.0, 1.0, -2.0 + 2 * BIN, -2.0 + 2.5 * BIN, 0.0],
+        "drift_rate": [0.0, 0.0, 1.0, -2.0 + 6 * BIN, -2.0 + 6.5 * BIN, 0.0],
     })
     truth, out = match(_truth(), hits, GEO, Tolerances(channels=2, drift_bins=2))
     # 103 is 3 channels from 100 (tolerance 3); 104 is 4. The smeared signal's t = 0 centre is 499.5,
-    # 496 is 3.5 from it (tolerance 4). Drift off by exactly 2 bins matches, by 2.5 does not.
+    # 496 is 3.5 from it (tolerance 3.5). C's drift tolerance is 2 + 4 bins: 6 matches, 6.5 does not.
     assert list(out["signal"]) == [0, -1, 1, 2, -1, -1]
     assert list(truth["found"]) == [True, True, True]
     assert list(truth["n_matches"]) == [1, 1, 1]
@@ -60,7 +61,7 @@ def test_path_rule_drift_sign_matters():
 
 
 def test_window_rule_on_hand_made_hits():
-    # Extents with tolerance: A [97, 103]; B (smeared, 16 steps of -1) [480, 504]; C (15 steps of +2) [896, 934].
+    # Extents with tolerance: A [97, 103]; B (smeared, 16 steps of -1) [480.5, 503.5]; C (15 steps of +2) [896, 934].
     hits = pd.DataFrame({"index": [-150, -160, 503, 935, 679]})
     truth, out = match(_truth(), hits, GEO, Tolerances(channels=2), window=256)
     assert list(out["signal"]) == [0, -1, 1, -1, 2]

@@ -5,14 +5,13 @@ Both tables give `index`, the fine channel in the file at t = 0 (contract C2). A
 
 Two rules, chosen by what the hits carry:
 
-- **path** (hits with `drift_rate`, Hz/s): a hit matches a signal when its start channel is within
-  the channel tolerance of the signal's centre at t = 0 and its drift rate within the drift
-  tolerance. The channel tolerance is `channels` plus half the signal's FWHM in channels; the
-  drift tolerance is `drift_bins` drift bins of `|foff| / ((n_time - 1) * tsamp)` Hz/s, one
-  channel over the observation (the resolution of a Taylor tree). A Doppler-smeared signal
-  spreads over `s = |drift step per spectrum|` channels in every spectrum, so any path inside
-  that band is a detection of it: both tolerances grow by `s` (channels, and drift bins), and its
-  centre at t = 0 sits half a step along its path.
+- **path** (hits with `drift_rate`, Hz/s): a signal covers a band of `B` channels in every
+  spectrum: its FWHM in channels, plus `|drift step per spectrum|` when it is Doppler-smeared.
+  A hit matches when its start channel is within `channels + B / 2` of the signal's centre at
+  t = 0 (a smeared signal's first spectrum is centred half a step along its path), and its drift
+  rate within `drift_bins + B` drift bins, one bin being `|foff| / ((n_time - 1) * tsamp)` Hz/s,
+  one channel over the observation (the resolution of a Taylor tree). Any path that stays
+  inside the band is a detection of the signal; a wide or smeared signal has no sharper drift.
 - **window** (hits without a drift rate, e.g. energy detection): a hit covering the channels
   `[index, index + window)` (or `index +- channels` when no window is given) matches a signal
   whose path, widened by the same channel tolerance, overlaps it. Such algorithms are only
@@ -58,24 +57,24 @@ class Tolerances:
     def to_dict(self, geometry: Geometry) -> dict:
         return {**asdict(self), "drift_bin_hz_s": geometry.drift_bin,
                 "drift_tolerance_hz_s": self.drift_bins * geometry.drift_bin,
-                "channel_tolerance": "channels + FWHM/2 in channels (+ |drift step per spectrum| when Doppler-smeared)",
-                "drift_tolerance": "drift_bins (+ |drift step per spectrum| bins when Doppler-smeared)"}
+                "band": "B = FWHM in channels (+ |drift step per spectrum| when Doppler-smeared)",
+                "channel_tolerance": "channels + B/2", "drift_tolerance": "drift_bins + B drift bins"}
 
 
 def channel_tolerance(truth: pd.DataFrame, geometry: Geometry, tol: Tolerances) -> np.ndarray:
     """Per signal: fine channels a hit's start may differ from the signal's centre at t = 0."""
-    half_width = np.asarray(truth["width"], dtype=float) / abs(geometry.foff_hz) / 2
-    return tol.channels + half_width + _smear(truth, geometry)
+    return tol.channels + band(truth, geometry) / 2
 
 
 def drift_tolerance(truth: pd.DataFrame, geometry: Geometry, tol: Tolerances) -> np.ndarray:
     """Per signal: Hz/s a hit's drift rate may differ from the signal's."""
-    return (tol.drift_bins + _smear(truth, geometry)) * geometry.drift_bin
+    return (tol.drift_bins + band(truth, geometry)) * geometry.drift_bin
 
 
-def _smear(truth: pd.DataFrame, geometry: Geometry) -> np.ndarray:
-    """Channels a smeared signal spreads over in each spectrum (0 for unsmeared signals)."""
-    return _smearing(truth) * np.abs(geometry.step(truth["drift_rate"]))
+def band(truth: pd.DataFrame, geometry: Geometry) -> np.ndarray:
+    """Per signal: channels it covers in one spectrum (FWHM, plus the drift step when smeared)."""
+    fwhm = np.asarray(truth["width"], dtype=float) / abs(geometry.foff_hz)
+    return fwhm + _smearing(truth) * np.abs(geometry.step(truth["drift_rate"]))
 
 
 def _smearing(truth: pd.DataFrame) -> np.ndarray:
@@ -109,8 +108,8 @@ def match_matrix(truth: pd.DataFrame, hits: pd.DataFrame, geometry: Geometry, to
         drift = np.asarray(truth["drift_rate"], dtype=float)[:, None]
         close = np.abs(hit_index - start) <= channel_tolerance(truth, geometry, tol)[:, None]
         hit_drift = np.asarray(hits["drift_rate"], dtype=float)[None, :]
-        # a tiny margin so that a tolerance of exactly k bins accepts k bins despite rounding
-        return close & (np.abs(hit_drift - drift) <= drift_tolerance(truth, geometry, tol)[:, None] * (1 + 1e-9))
+        # a margin of 0.1% so that exactly k bins passes a k-bin tolerance despite float32 drift rates
+        return close & (np.abs(hit_drift - drift) <= drift_tolerance(truth, geometry, tol)[:, None] * 1.001)
     lo, hi = _signal_extent(truth, geometry, tol)
     if window is None:
         hit_lo, hit_hi = hit_index - tol.channels, hit_index + tol.channels

@@ -141,6 +141,11 @@ def _heat_maps(doc: Mapping[str, Any], algorithms: Mapping[str, Any], out: Path,
         plane = entry["recall_drift_snr"]
         values = np.array([[np.nan if v is None else v for v in row] for row in plane["recall"]], dtype=float)
         image = ax.imshow(values, origin="lower", aspect="auto", vmin=0, vmax=1, cmap="viridis")
+        if values.size <= 150:  # small planes: print each cell's recall
+            for (row, col), value in np.ndenumerate(values):
+                if np.isfinite(value):
+                    ax.text(col, row, f"{value:.0%}".rstrip("%"), ha="center", va="center", fontsize=6,
+                            color="black" if value > 0.6 else "white")
         ax.set_xticks(range(len(plane["snr"])), [f"{v:g}" for v in plane["snr"]], fontsize=7)
         ax.set_yticks(range(len(plane["drift_rate"])), [f"{v:g}" for v in plane["drift_rate"]], fontsize=7)
         ax.set_xlabel("injected SNR")
@@ -148,6 +153,7 @@ def _heat_maps(doc: Mapping[str, Any], algorithms: Mapping[str, Any], out: Path,
         ax.set_title(name, fontsize=9)
     if image is not None:
         fig.colorbar(image, ax=axes[0].tolist(), label="recall")
+    fig.suptitle(f"{doc['name']}: recall (%) over drift rate and injected SNR", fontsize=10)
     path = out / PLOTS["recall_drift_snr"]
     fig.savefig(path)
     plt.close(fig)
@@ -171,10 +177,10 @@ def markdown(doc: Mapping[str, Any]) -> str:
         f"Grid: SNR {_values(grid['snr'])}; drift {_values(grid['drift_rate'])} Hz/s; width "
         f"{_values(grid['width'])} Hz; Doppler smearing {_values(grid['doppler_smearing'])}; "
         f"{grid['trials']} trial(s) per point ({grid['sampling']}).", "",
-        f"Matching: a hit's start channel within {tol['channels']:g} channels (+ half the FWHM) of the "
-        f"signal's and its drift within {tol['drift_bins']:g} drift bins ({tol['drift_tolerance_hz_s']:.3g} Hz/s); "
-        "both grow by the channels a Doppler-smeared signal spreads over per spectrum. Algorithms without "
-        "a drift rate are matched on channel overlap only (see docs/sensitivity.md).", "",
+        f"Matching: a hit's start channel within {tol['channels']:g} + B/2 channels of the signal's and its "
+        f"drift within {tol['drift_bins']:g} + B drift bins of {tol['drift_bin_hz_s']:.3g} Hz/s, where B is the "
+        "band the signal covers in one spectrum (FWHM, plus the drift per spectrum when Doppler-smeared). "
+        "Algorithms without a drift rate are matched on channel overlap only (see docs/sensitivity.md).", "",
         f"| algorithm | matching | recall | SNR at {doc['recall_level']:.0%} recall | smearing off / on "
         "| false hits per MHz (noise-only) | unmatched hits per MHz (signal files) | wall s |",
         "|---|---|---|---|---|---|---|---|",
