@@ -297,3 +297,13 @@ def test_cli_run_failure_is_one_line(algos, strong_signal_obs, tmp_path, capsys)
     assert captured.err.count("\n") == 1 and captured.err.startswith("bl-reservoir: error: testalgs/crash on ")
     events = [json.loads(line) for line in captured.out.splitlines()]
     assert [e["event"] for e in events] == ["received", "fetched", "running", "failed"]
+
+
+def test_cli_failure_display_keeps_stderr_to_one_line(algos, strong_signal_obs, tmp_path, capsys):
+    from bl_reservoir.cli import main
+
+    path, _ = strong_signal_obs
+    assert main(["run", "nope/x", str(path), "--bucket", str(tmp_path / "b")]) == JobFailed.exit_code
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"bl-reservoir: error: {captured.out.splitlines()[-1].split('failed   ')[1]}"]
+    assert "unknown algorithm 'nope/x'" in captured.err

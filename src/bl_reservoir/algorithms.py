@@ -14,7 +14,6 @@ Three sources, looked up in this order (the first of two equal names wins, with 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import os
 import sys
@@ -90,13 +89,11 @@ def _project_version() -> str:
 
 
 def _builtins() -> list[Algorithm]:
+    # Looked up as files, not imported: importing an algorithm's package may load numba and friends.
+    root = Path(__file__).resolve().parent
     found = []
     for name, module in BUILTINS.items():
-        try:
-            present = importlib.util.find_spec(module) is not None
-        except ImportError:
-            present = False
-        if present:
+        if (root.joinpath(*module.split(".")[1:]).with_suffix(".py")).is_file():
             found.append(Algorithm(name, "builtin", _project_version(), module))
     return found
 

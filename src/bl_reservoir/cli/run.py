@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 HELP = "run one algorithm on one input and upload the result"
 
@@ -54,8 +53,8 @@ def _show(event: dict, as_json: bool) -> None:
         "failed": event.get("reason", ""),
     }.get(name, "")
     clock = event["time"][11:19]
-    stream = sys.stderr if name == "failed" else sys.stdout
-    print(f"{clock} {_MARKS.get(name, ' ')} {name:<8} {detail}", file=stream, flush=True)
+    # Progress goes to stdout, the failed line too: stderr keeps the one error line the CLI prints.
+    print(f"{clock} {_MARKS.get(name, ' ')} {name:<8} {detail}", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
