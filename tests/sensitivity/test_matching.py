@@ -90,3 +90,12 @@ def test_tolerances_report_their_units():
     d = Tolerances(channels=3, drift_bins=1.5).to_dict(GEO)
     assert d["channels"] == 3 and d["drift_bins"] == 1.5
     assert d["drift_tolerance_hz_s"] == pytest.approx(1.5 * BIN)
+
+
+def test_position_only_ignores_the_reported_drift():
+    # C's path runs from 900 to 930 (widened by 4): a hit starting at 925 with a wrong drift is on it
+    hits = pd.DataFrame({"index": [925.0, 5000.0], "drift_rate": [5.0, -2.0]})
+    truth, out = match(_truth(), hits, GEO)
+    assert list(truth["found"]) == [False, False, False]
+    assert list(truth["found_position"]) == [False, False, True]
+    assert list(out["signal"]) == [-1, -1]

@@ -55,3 +55,10 @@ def test_summarise_splits_smearing_and_counts_unmatched_hits():
     assert out["false_hits"]["count"] == 1 and out["false_hits"]["per_mhz"] == 2.0
     assert out["unmatched_hits_in_signal_files"]["per_mhz"] == 1.0
     assert out["hits_per_found_signal"] == 0.5
+
+
+def test_position_only_curve_uses_found_position():
+    truth = _truth().assign(found_position=True)
+    out = summarise(truth, pd.DataFrame({"signal": []}), pd.DataFrame(), 1.0, 1.0)
+    assert out["position_only"]["recall"] == 1.0 and out["position_only"]["snr_at_90"] == 10.0
+    assert [r["recall"] for r in out["position_only"]["recall_by_snr"]] == [1.0, 1.0, 1.0]

@@ -18,7 +18,8 @@ Two rules, chosen by what the hits carry:
   matched on position, never on drift.
 
 A signal counts as found when at least one hit matches it; a hit that matches no signal is a
-false hit. Injections are placed far apart (see `harness`), so no hit can match two signals.
+false hit. `found_position` applies the position rule alone (a hit starting within `channels` of
+the signal's widened path, whatever its drift): it separates "detected" from "drift measured". Injections are placed far apart (see `harness`), so no hit can match two signals.
 """
 
 from __future__ import annotations
@@ -120,12 +121,14 @@ def match_matrix(truth: pd.DataFrame, hits: pd.DataFrame, geometry: Geometry, to
 
 def match(truth: pd.DataFrame, hits: pd.DataFrame, geometry: Geometry, tol: Tolerances = Tolerances(),
           window: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Copies of `truth` with `found` (bool) and `n_matches`, and of `hits` with `signal`
-    (row position in `truth` of the signal it matches, -1 for a false hit)."""
+    """Copies of `truth` with `found`, `found_position` (bool) and `n_matches`, and of `hits` with
+    `signal` (row position in `truth` of the signal it matches, -1 for a false hit)."""
     matrix = match_matrix(truth, hits, geometry, tol, window)
+    position = match_matrix(truth, hits[["index"]], geometry, tol, window)
     truth_out = truth.reset_index(drop=True).copy()
     hits_out = hits.reset_index(drop=True).copy()
     truth_out["n_matches"] = matrix.sum(axis=1).astype(int)
     truth_out["found"] = truth_out["n_matches"] > 0
+    truth_out["found_position"] = position.any(axis=1)
     hits_out["signal"] = np.where(matrix.any(axis=0), matrix.argmax(axis=0), -1).astype(int)
     return truth_out, hits_out

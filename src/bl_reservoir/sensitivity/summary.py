@@ -18,12 +18,13 @@ RECALL_LEVEL = 0.9
 BINS = {"snr": "snr_bin", "drift_rate": "drift_bin", "width": "width_bin", "doppler_smearing": "doppler_smearing"}
 
 
-def recall_by(truth: pd.DataFrame, column: str) -> list[dict[str, Any]]:
-    """Rows of `{column: bin, n, found, recall}` in bin order; `column` is a key of `BINS`."""
+def recall_by(truth: pd.DataFrame, column: str, found: str = "found") -> list[dict[str, Any]]:
+    """Rows of `{column: bin, n, found, recall}` in bin order; `column` is a key of `BINS`,
+    `found` the truth column saying which signals count as found."""
     key = BINS[column]
     if len(truth) == 0:
         return []
-    grouped = truth.groupby(key, sort=True)["found"].agg(["size", "sum"])
+    grouped = truth.groupby(key, sort=True)[found].agg(["size", "sum"])
     return [{column: _plain(value), "n": int(row["size"]), "found": int(row["sum"]),
              "recall": float(row["sum"]) / float(row["size"])} for value, row in grouped.iterrows()]
 
@@ -69,6 +70,11 @@ def summarise(truth: pd.DataFrame, signal_hits: pd.DataFrame, noise_hits: pd.Dat
         curve = recall_by(part, "snr")
         smeared["on" if flag else "off"] = {"recall_by_snr": curve, "snr_at_90": snr_at_recall(curve)}
     unmatched = int((signal_hits["signal"] < 0).sum()) if len(signal_hits) else 0
+    position = {}
+    if "found_position" in truth:
+        curve = recall_by(truth, "snr", "found_position")
+        position = {"recall": float(truth["found_position"].mean()) if len(truth) else None,
+                    "recall_by_snr": curve, "snr_at_90": snr_at_recall(curve)}
     return {
         "n_signals": int(len(truth)),
         "n_found": int(truth["found"].sum()) if len(truth) else 0,
@@ -79,6 +85,7 @@ def summarise(truth: pd.DataFrame, signal_hits: pd.DataFrame, noise_hits: pd.Dat
         "recall_by_width": recall_by(truth, "width"),
         "doppler_smearing": smeared,
         "recall_drift_snr": recall_plane(truth),
+        "position_only": position,
         "false_hits": false_hit_rate(len(noise_hits), noise_bandwidth_mhz),
         "unmatched_hits_in_signal_files": false_hit_rate(unmatched, signal_bandwidth_mhz),
         "hits_per_found_signal": (float((signal_hits["signal"] >= 0).sum() / truth["found"].sum())
