@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "serve": ("serve", "serve the web front end and API"),
     "events": ("events", "find events in an ON/OFF cadence of dedoppler results"),
     "sensitivity": ("sensitivity", "measure an algorithm's sensitivity by injection and recovery"),
-    "demo": (None, "synthesise a small cadence, run a campaign, show where the results are"),
+    "demo": ("demo", "synthesise a small cadence, run a campaign, show where the results are"),
 }
 
 

@@ -21,27 +21,32 @@ def add_engine_flags(parser: argparse.ArgumentParser, detach: bool = True) -> No
                             help="return at once; the jobs run on (needs a scheduler the workers share)")
 
 
+def quiet_dask() -> None:
+    """Dask logs every connection at INFO: show that only with -v."""
+    import distributed  # noqa: F401  (it sets its log levels on import: set ours after)
+
+    if logging.getLogger().level >= logging.WARNING:
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+
+
 def run_with_progress(start: Callable[..., Any], *args: Any, detach: bool = False, **kw: Any) -> Any:
     """Call `start(*args, on_created=..., on_progress=..., **kw)` under a live rich bar; its result."""
     from bl_reservoir.scale.progress import CampaignProgress
 
-    if logging.getLogger().level >= logging.WARNING:  # Dask logs every connection at INFO: keep -v for that
-        logging.getLogger("distributed").setLevel(logging.WARNING)
+    quiet_dask()
     bar = CampaignProgress()
-    started = False
 
     def created(campaign: str, total: int) -> None:
-        nonlocal started
         print(f"campaign {campaign}: {total} jobs", flush=True)
         if not detach:
             bar.start(campaign, total)
-            started = True
 
     try:
-        return start(*args, detach=detach, on_created=created, on_progress=bar.update, **kw)
+        if detach:
+            kw["detach"] = True
+        return start(*args, on_created=created, on_progress=bar.update, **kw)
     finally:
-        if started:
-            bar.stop()
+        bar.stop()
 
 
 def print_summary(db: str | None, campaign: str) -> int:

@@ -96,9 +96,12 @@ def apply_outcome(store: Store, outcome: Any, algorithm: str) -> None:
 
 def submit(algorithm: str, inputs: Sequence[str], *, options: Sequence[str] = (), bucket: str | None = None,
            db: str | None = None, scheduler: str | None = None, max_attempts: int = 3, detach: bool = False,
-           force: bool = False, on_created: Created | None = None,
-           on_progress: Progress | None = None) -> tuple[str, dict[str, int]]:
-    """Create a campaign and run it (or detach from it); its id and counts by state."""
+           force: bool = False, on_created: Created | None = None, on_progress: Progress | None = None,
+           engine: Any = None) -> tuple[str, dict[str, int]]:
+    """Create a campaign and run it (or detach from it); its id and counts by state.
+
+    `engine` (a `bl_reservoir.scale.engine.Engine`) lets several campaigns share one cluster.
+    """
     from bl_reservoir.algorithms import get_algorithm
 
     get_algorithm(algorithm)  # unknown names fail here, before any job exists
@@ -113,7 +116,7 @@ def submit(algorithm: str, inputs: Sequence[str], *, options: Sequence[str] = ()
                                 max_attempts=max_attempts)
     log.info("campaign %s: %d jobs of %s into %s", cid, len(uris), algorithm, bucket_uri)
     return cid, _run(store, cid, store.list_jobs(cid), scheduler=scheduler, detach=detach, force=force,
-                     on_created=on_created, on_progress=on_progress)
+                     on_created=on_created, on_progress=on_progress, engine=engine)
 
 
 def resume(campaign: str, *, db: str | None = None, scheduler: str | None = None, detach: bool = False,
@@ -155,8 +158,10 @@ def cancel(campaign: str, *, db: str | None = None, scheduler: str | None = None
 
 
 def _run(store: Store, campaign: str, jobs: list[dict], *, scheduler: str | None, detach: bool,
-         force: bool = False, on_created: Created | None = None,
-         on_progress: Progress | None = None) -> dict[str, int]:
+         force: bool = False, on_created: Created | None = None, on_progress: Progress | None = None,
+         engine: Any = None) -> dict[str, int]:
+    from contextlib import nullcontext
+
     from bl_reservoir.scale.engine import Engine
 
     row = store.get_campaign(campaign)
@@ -169,7 +174,7 @@ def _run(store: Store, campaign: str, jobs: list[dict], *, scheduler: str | None
         return store.campaign_counts(campaign)
     if on_created:
         on_created(campaign, len(jobs))
-    with Engine(address) as engine:
+    with nullcontext(engine) if engine is not None else Engine(address) as engine:
         if detach:
             engine.detach(store, row, jobs, force=force)
             return store.campaign_counts(campaign)

@@ -39,23 +39,26 @@ def task_key(job_id: str) -> str:
 class Engine:
     """A Dask client for campaigns; use as a context manager (it closes what it started)."""
 
-    def __init__(self, scheduler: str | None = None, *, n_workers: int | None = None,
-                 threads_per_worker: int = 1):
+    def __init__(self, scheduler: str | None = None, *, n_workers: int | None = None, processes: bool = False):
+        """Connect to `scheduler`, or start an embedded cluster of `n_workers` job slots (default:
+        one per CPU). Embedded slots are threads unless `processes`: every job already runs its
+        algorithm in a subprocess, and threads start in no time and share one import of everything."""
         import dask
         from distributed import Client, LocalCluster
 
         self.scheduler = scheduler
         self.cluster = None
         self._alive: set[str] = set()
+        slots = n_workers or os.cpu_count() or 1
         try:
             if scheduler:
                 self.client = Client(scheduler, timeout="20s")
             else:
                 # Engine-side retries are visible in the store; the embedded scheduler retries nothing itself.
                 with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-                    self.cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1,
-                                                threads_per_worker=threads_per_worker, processes=True,
-                                                dashboard_address=None, host="127.0.0.1")
+                    shape = {"n_workers": slots, "threads_per_worker": 1, "host": "127.0.0.1"} if processes \
+                        else {"n_workers": 1, "threads_per_worker": slots}
+                    self.cluster = LocalCluster(processes=processes, dashboard_address=None, **shape)
                 self.client = Client(self.cluster)
         except OSError as exc:
             raise UsageError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None

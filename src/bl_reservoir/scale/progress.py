@@ -23,9 +23,13 @@ class CampaignProgress:
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
             console=console, transient=False)
         self._task = None
+        self._live = False
 
     def start(self, campaign: str, total: int) -> None:
-        self._progress.start()
+        """Show a new bar for `campaign` (several campaigns stack up in one display)."""
+        if not self._live:
+            self._progress.start()
+            self._live = True
         self._task = self._progress.add_task(f"campaign {campaign}", total=total, done=0, failed=0, running=0)
 
     def update(self, counts: dict[str, int]) -> None:
@@ -36,7 +40,9 @@ class CampaignProgress:
                               failed=counts.get("failed", 0), running=counts.get("running", 0))
 
     def stop(self) -> None:
-        self._progress.stop()
+        if self._live:
+            self._progress.stop()
+            self._live = False
 
 
 def counts_table(campaigns: Sequence[dict[str, Any]]) -> Table:
