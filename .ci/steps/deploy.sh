@@ -49,10 +49,22 @@ esac
 python3 -m bl_reservoir.energy_detection.energy_detection --help >/dev/null
 dask scheduler --help >/dev/null      # the scheduler Deployment's command
 bl-reservoir serve --help >/dev/null  # the web Deployment's command
-bl-reservoir synth x.h5 --coarse-channels 2 --coarse-channel-width 65536 --signals 2 --seed 8
+# Two strong, nearly straight signals, so that the job has hits to find.
+bl-reservoir synth x.h5 --coarse-channels 2 --coarse-channel-width 65536 --signals 2 --seed 8 \
+  --snr 100:200 --drift 0:0.1
 python3 -m bl_reservoir.energy_detection.energy_detection x.h5
 result="$BL_RESERVOIR_BUCKET/x/energy_detection/preprocess_fine"
 for name in manifest.json header.json info_df.parquet filtered.npy; do
   [ -s "$result/$name" ] || { echo "deploy: $result/$name is missing after the one-job run" >&2; exit 1; }
 done
-echo "deploy: ok ($result/manifest.json)"
+python3 - "$result" x_truth.csv <<'PY'
+import json, sys
+import pandas as pd
+result, truth = sys.argv[1], pd.read_csv(sys.argv[2])
+manifest, hits = json.load(open(f"{result}/manifest.json")), pd.read_parquet(f"{result}/info_df.parquet")
+assert manifest["n_hits"] == len(hits) > 0, (manifest["n_hits"], len(hits))
+for signal in truth.itertuples():   # every injected signal has a hit within one 256-channel window
+    near = hits[(hits.coarse_channel == signal.coarse_channel) & ((hits["index"] - signal.index).abs() <= 256)]
+    assert len(near), f"no hit near channel {signal.index}"
+print(f"deploy: ok, {len(hits)} hits, every injected signal found ({result})")
+PY

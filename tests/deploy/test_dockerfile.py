@@ -10,7 +10,6 @@ import fnmatch
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from deploy_files import DOCKERFILE, ROOT, dockerfile_cmd, dockerfile_env, load_resources, yaml

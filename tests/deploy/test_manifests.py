@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import importlib
 import importlib.util
 import os
 import re
@@ -16,8 +15,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from deploy_files import (DOCKERFILE, K8S, ROOT, containers, dockerfile_cmd, dockerfile_env, load_resources,
-                      manifest_files, root_conftest, yaml)
+from deploy_files import (K8S, ROOT, containers, dockerfile_cmd, dockerfile_env, load_resources,
+                          manifest_files, root_conftest, yaml)
 
 require = root_conftest().require
 SETTINGS = ROOT / "src" / "bl_reservoir" / "settings.py"
@@ -90,8 +89,6 @@ def test_worker_algorithm_in_the_configmap_is_a_real_module(resources):
     data = by_kind(resources, "ConfigMap")["bl-reservoir-config"]["data"]
     module = f"bl_reservoir.{data['ALG_SUB_PACKAGE']}.{data['ALG_NAME']}"
     assert (data["ALG_SUB_PACKAGE"], data["ALG_NAME"]) == ("energy_detection", "energy_detection")
-    if importlib.util.find_spec("bl_reservoir.energy_detection.energy_detection") is None:
-        pytest.skip(f"{module}, the runner's wrapper for the original CMD, is not built yet")
     assert importlib.util.find_spec(module) is not None
 
 
@@ -218,6 +215,8 @@ def _run_with_free_ports(command: list[str], flags: dict[str, str], cwd: Path, e
     return proc, ports
 
 
+@pytest.mark.slow
+@pytest.mark.services
 def test_web_command_serves_the_probe_route(resources, tmp_path):
     """Run the web container's own command (port swapped for a free one) and GET its probe path."""
     from bl_reservoir.cli import COMMANDS
@@ -238,6 +237,7 @@ def test_web_command_serves_the_probe_route(resources, tmp_path):
         proc.wait(timeout=30)
 
 
+@pytest.mark.services
 def test_scheduler_command_serves_its_probes(resources, tmp_path):
     """Run the scheduler container's own command (ports swapped for free ones) and hit its probes."""
     scheduler = by_kind(resources, "Deployment")["dask-scheduler"]["spec"]["template"]["spec"]["containers"][0]
@@ -254,6 +254,39 @@ def test_scheduler_command_serves_its_probes(resources, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.services
+def test_worker_command_joins_the_scheduler_for_its_algorithm(resources, tmp_path):
+    """The bl-scale container's command, with the ConfigMap's environment, against a real local
+    scheduler: a worker appears that advertises the algorithm's package, and SIGTERM ends it."""
+    distributed = pytest.importorskip("distributed")
+    pod = by_kind(resources, "DaemonSet")["bl-scale"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    data = by_kind(resources, "ConfigMap")["bl-reservoir-config"]["data"]
+    scheduler, ports = _run_with_free_ports(
+        ["dask", "scheduler", "--host", "x", "--port", "0", "--dashboard-address", "x"],
+        {"--port": "{port}", "--dashboard-address": "127.0.0.1:{port}"}, tmp_path)
+    address = f"tcp://127.0.0.1:{ports['--port']}"
+    env = {**os.environ, **data, "DASK_SCHEDULER_ADDRESS": address, "BL_RESERVOIR_BUCKET": str(tmp_path / "bucket"),
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    worker = None
+    try:
+        get_until_ok(f"http://127.0.0.1:{ports['--dashboard-address']}/health", scheduler)
+        worker = subprocess.Popen(container["command"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        with distributed.Client(address, timeout=30) as client:
+            client.wait_for_workers(1, timeout=60)
+            (info,) = client.scheduler_info()["workers"].values()
+        assert info["resources"].get(data["ALG_SUB_PACKAGE"], 0) >= 1, info["resources"]
+        worker.terminate()  # what the kubelet sends first
+        assert worker.wait(timeout=60) == 0, worker.stdout.read()[-2000:]
+    finally:
+        for proc in (worker, scheduler):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
 
 
 # ---- settings names (C5) ----
