@@ -64,10 +64,12 @@ def test_failed_build_says_why_and_leaves_nothing(package):
     assert envs.env_state(package) == "not built"
 
 
-def test_cli_env_build(package, capsys):
+def test_cli_env_build_by_folder_or_name(package, capsys, monkeypatch):
     from bl_reservoir.cli import main
 
     assert main(["env", "build", str(package)]) == 0
     assert f"tiny: built {envs.env_path(package)}" in capsys.readouterr().out
-    assert main(["env", "build", str(package)]) == 0
+    monkeypatch.setenv("BL_RESERVOIR_ALGORITHMS", str(package.parent))
+    assert main(["env", "build", "tiny"]) == 0
     assert "tiny: up to date" in capsys.readouterr().out
+    assert envs.build_env("tiny") == envs.env_path(package)

@@ -83,15 +83,16 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build_env(package_dir: str | os.PathLike, force: bool = False) -> Path:
-    """Build (or reuse) the package's venv from its `requirements.txt`; returns the venv folder.
+def build_env(package: str | os.PathLike, force: bool = False) -> Path:
+    """Build (or reuse) a package's venv from its `requirements.txt`; returns the venv folder.
 
+    `package` is an external package's folder, or its name in `BL_RESERVOIR_ALGORITHMS`.
     Safe to call from several processes at once: the first builds, the others wait and reuse it.
     """
-    package_dir = Path(package_dir).resolve()
+    from bl_reservoir.algorithms import find_package
+
+    package_dir = find_package(os.fspath(package))
     package = package_dir.name
-    if not (package_dir / REQUIREMENTS).is_file():
-        raise EnvBuildError(package, f"{package_dir / REQUIREMENTS} does not exist")
     target = env_path(package_dir)
     if not force and (target / _MARKER).is_file():
         return target
