@@ -15,7 +15,8 @@ With `--best-per-band N` it also writes, before the manifest:
   "rows": [...], "band": [...]}`; `rows[k]` is the info_df row (and `filtered.npy` row) of
   `best_hits.npy[k]`, `band[k]` its band label ("1000-1400", "1400-1700", "1700-").
 
-The mid-resolution product is the same script: `--pvalue 1e-25` (see docs/energy_detection.md).
+The mid-resolution product is the same script with `--coarse-channel-width 1024 --window 32
+--stride 16 --pvalue 1e-25` (see docs/energy_detection.md).
 """
 
 from __future__ import annotations
