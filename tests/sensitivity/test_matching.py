@@ -1,8 +1,15 @@
 import pandas as pd
 import pytest
 
-from bl_reservoir.sensitivity.matching import (Geometry, Tolerances, band, channel_tolerance, drift_tolerance, match,
-                                                 match_matrix)
+from bl_reservoir.sensitivity.matching import (
+    Geometry,
+    Tolerances,
+    band,
+    channel_tolerance,
+    drift_tolerance,
+    match,
+    match_matrix,
+)
 from bl_reservoir.synth import FOFF_HZ, TSAMP
 
 #: 1 s spectra of 1 Hz channels, foff negative as in BL files: drift d Hz/s moves -d channels per spectrum.

@@ -28,6 +28,8 @@ from bl_reservoir.synth import FOFF_HZ, N_TIME, TSAMP, Signal, make_observation
 
 log = logging.getLogger(__name__)
 
+DEFAULT_TOLERANCES = Tolerances()
+
 #: Fine channels left clear on each side of a signal's path: more than one energy-detection window.
 GUARD = 320
 #: Algorithms whose hits carry no drift rate cover `[index, index + window)` fine channels.
@@ -205,7 +207,7 @@ def campaign_runner(bucket: str, scheduler: str, store_path: str | os.PathLike) 
 
 
 def recover(algorithm: str, injected: Injected, design: Design, runner: Runner, *,
-            options: Sequence[str] = (), tolerances: Tolerances = Tolerances()) -> Recovery:
+            options: Sequence[str] = (), tolerances: Tolerances = DEFAULT_TOLERANCES) -> Recovery:
     """Run one algorithm on every file and match its hits to the truth; failures become `error`."""
     recovery = Recovery(algorithm, options=tuple(options))
     try:
@@ -239,7 +241,7 @@ def _hits(hits: pd.DataFrame) -> pd.DataFrame:
 
 def measure(algorithms: Sequence[str], design: Design, folder: str | os.PathLike, runner: Runner, *,
             options: Mapping[str, Sequence[str]] | None = None,
-            tolerances: Tolerances = Tolerances()) -> tuple[Injected, list[Recovery]]:
+            tolerances: Tolerances = DEFAULT_TOLERANCES) -> tuple[Injected, list[Recovery]]:
     """Synthesise once into `folder`/inputs, then recover with each algorithm in turn."""
     injected = synthesise(design, Path(folder) / "inputs")
     options = options or {}

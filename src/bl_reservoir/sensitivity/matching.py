@@ -19,7 +19,8 @@ Two rules, chosen by what the hits carry:
 
 A signal counts as found when at least one hit matches it; a hit that matches no signal is a
 false hit. `found_position` applies the position rule alone (a hit starting within `channels` of
-the signal's widened path, whatever its drift): it separates "detected" from "drift measured". Injections are placed far apart (see `harness`), so no hit can match two signals.
+the signal's widened path, whatever its drift): it separates "detected" from "drift measured".
+Injections are placed far apart (see `harness`), so no hit can match two signals.
 """
 
 from __future__ import annotations
@@ -98,9 +99,10 @@ def _signal_extent(truth: pd.DataFrame, geometry: Geometry, tol: Tolerances) -> 
     return np.minimum(start, end) - pad, np.maximum(start, end) + pad
 
 
-def match_matrix(truth: pd.DataFrame, hits: pd.DataFrame, geometry: Geometry, tol: Tolerances = Tolerances(),
+def match_matrix(truth: pd.DataFrame, hits: pd.DataFrame, geometry: Geometry, tol: Tolerances | None = None,
                  window: int | None = None) -> np.ndarray:
     """Boolean (n_signals, n_hits): which hit matches which signal, by the path or window rule."""
+    tol = tol or Tolerances()
     if len(truth) == 0 or len(hits) == 0:
         return np.zeros((len(truth), len(hits)), dtype=bool)
     hit_index = np.asarray(hits["index"], dtype=float)[None, :]
@@ -119,10 +121,11 @@ def match_matrix(truth: pd.DataFrame, hits: pd.DataFrame, geometry: Geometry, to
     return (hit_lo <= hi[:, None]) & (hit_hi >= lo[:, None])
 
 
-def match(truth: pd.DataFrame, hits: pd.DataFrame, geometry: Geometry, tol: Tolerances = Tolerances(),
+def match(truth: pd.DataFrame, hits: pd.DataFrame, geometry: Geometry, tol: Tolerances | None = None,
           window: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Copies of `truth` with `found`, `found_position` (bool) and `n_matches`, and of `hits` with
     `signal` (row position in `truth` of the signal it matches, -1 for a false hit)."""
+    tol = tol or Tolerances()
     matrix = match_matrix(truth, hits, geometry, tol, window)
     position = match_matrix(truth, hits[["index"]], geometry, tol, window)
     truth_out = truth.reset_index(drop=True).copy()
