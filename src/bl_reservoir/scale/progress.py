@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -45,25 +46,32 @@ class CampaignProgress:
             self._live = False
 
 
+def counts_text(counts: dict[str, int]) -> str:
+    """`6 succeeded, 1 failed`: the non-zero counts, in state order."""
+    return ", ".join(f"{counts[s]} {s}" for s in _STATES if counts.get(s)) or "no jobs"
+
+
 def counts_table(campaigns: Sequence[dict[str, Any]]) -> Table:
-    """One row per campaign: id, algorithm, state, and the number of jobs in each state."""
-    table = Table(title="campaigns")
-    for column in ("campaign", "algorithm", "created", "state"):
-        table.add_column(column)
-    for state in _STATES:
-        table.add_column(state, justify="right")
+    """One row per campaign: id, algorithm, created, state, and its jobs counted by state."""
+    table = Table(title="campaigns", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("campaign", min_width=12, no_wrap=True)   # ids are never cut: users copy them
+    for column in ("algorithm", "created", "state", "jobs"):
+        table.add_column(column, overflow="fold")
     for c in campaigns:
-        counts = c.get("counts", {})
-        table.add_row(c["id"], c["algorithm"], c["created"], c["state"], *(str(counts.get(s, 0)) for s in _STATES))
+        table.add_row(c["id"], c["algorithm"], c["created"][:16].replace("T", " "), c["state"],
+                      counts_text(c.get("counts", {})))
     return table
 
 
 def jobs_table(jobs: Sequence[dict[str, Any]], title: str = "jobs") -> Table:
     """One row per job: state, attempts, worker, seconds, hits, and the result or the error."""
-    table = Table(title=title)
-    for column in ("job", "input", "state", "attempts", "seconds", "hits", "result / error"):
-        table.add_column(column, justify="right" if column in ("attempts", "seconds", "hits") else "left",
-                         overflow="fold")
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("job", min_width=16, no_wrap=True)
+    table.add_column("input", overflow="fold")
+    table.add_column("state", no_wrap=True)
+    for column in ("attempts", "seconds", "hits"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("result / error", overflow="fold")
     for j in jobs:
         seconds = "" if j.get("wall_seconds") is None else f"{j['wall_seconds']:.1f}"
         table.add_row(j["id"], j["input_uri"], j["state"], str(j["attempts"]), seconds,
