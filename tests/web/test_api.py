@@ -9,6 +9,7 @@ import pytest
 from _webapp import OBS, OTHER, TOKEN, asgi_get, make_client, png_size
 
 from bl_reservoir.results import read_results
+from bl_reservoir.web.pictures import track_columns
 
 DD = f"/api/observations/{OBS}/dedoppler/search"
 ED = f"/api/observations/{OBS}/energy_detection/preprocess_fine"
@@ -93,11 +94,19 @@ def test_hit_picture_is_a_png_of_the_stamp(client, runner_bucket):
     assert full.status_code == 200 and full.headers["content-type"] == "image/png"
     assert png_size(full.content) == (800, 640)
     thumb = client.get(f"{DD}/hits/0.png?size=thumb")
-    stamps = np.load(runner_bucket[0] / OBS / "dedoppler" / "search" / "filtered.npy")
-    assert png_size(thumb.content) == (stamps.shape[2], stamps.shape[1] * (96 // stamps.shape[1]))
+    result = read_results(runner_bucket[0] / OBS / "dedoppler" / "search")
+    n_time = result.stamps.shape[1]
+    header, hit = result.header, result.hits.iloc[0].to_dict()
+    # a wide dedoppler stamp is cropped to the track: 0.5 Hz/s over 15 x 18.25 s / 2.79 Hz = 49 channels + margins
+    columns = track_columns(result.stamps[0], header, hit)
+    assert columns.stop - columns.start == 49 + 2 * 48 + 1
+    assert png_size(thumb.content) == (columns.stop - columns.start, n_time * (96 // n_time))
+    stamps = np.load(runner_bucket[0] / OBS / "energy_detection" / "preprocess_fine" / "filtered.npy")
+    ed_thumb = client.get(f"{ED}/hits/0.png?size=thumb")
+    assert png_size(ed_thumb.content) == (stamps.shape[2], n_time * (96 // n_time))
     again = client.get(f"{DD}/hits/0.png", headers={"If-None-Match": full.headers["etag"]})
     assert again.status_code == 304
-    assert client.app.state.web.pictures.renders == 2
+    assert client.app.state.web.pictures.renders == 3
     assert client.get(f"{DD}/hits/2.png").status_code == 404
     assert client.get(f"{DD}/hits/-1.png").status_code == 404
     overview = client.get(f"{DD}/overview.png")

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bl_reservoir import __version__, settings
 from bl_reservoir.errors import ReservoirError
@@ -133,11 +135,17 @@ def create_app(bucket: str | None = None, db: str | None = None, token: str | No
     app.add_middleware(GuardMiddleware)
 
     @app.exception_handler(NotInBucket)
-    async def _not_found(request: Request, exc: NotInBucket) -> Response:
+    async def _not_in_bucket(request: Request, exc: NotInBucket) -> Response:
         log.debug("404 %s (%s)", request.url.path, exc)
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": "Not Found"}, status_code=404)
         return pages.templates.TemplateResponse(request, "404.html", {"writes": bool(state.token)},
                                                 status_code=404)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and not request.url.path.startswith(("/api/", "/static/")):
+            return await _not_in_bucket(request, NotInBucket(request.url.path))
+        return await http_exception_handler(request, exc)
 
     return app

@@ -22,6 +22,14 @@ PAGE_SIZE = 50
 THUMBNAILS = 12
 FIRST_ROWS = 100
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def _num(value: Any) -> Any:
+    """Floats with 10 significant digits (1 Hz at 1.5 GHz in MHz), everything else as it is."""
+    return f"{value:.10g}" if isinstance(value, float) else ("" if value is None else value)
+
+
+templates.env.filters["num"] = _num
 #: Telescope by the prefix BL gives its observation names (the index keeps no telescope column).
 _TELESCOPES = {"GBT": "GBT", "BLC": "GBT", "PKS": "Parkes", "PARKES": "Parkes", "MK": "MeerKAT",
                "MEERKAT": "MeerKAT", "ATA": "ATA", "VLA": "VLA", "FAST": "FAST"}

@@ -20,6 +20,8 @@ import numpy as np
 from bl_reservoir.web.bucket import _LRU
 
 THUMB_ROWS = 96          # pixel rows of a thumbnail (time is stretched to this)
+THUMB_MAX_COLUMNS = 256  # wider stamps are cropped to the hit's track for thumbnails
+THUMB_MARGIN = 48        # channels kept either side of the track
 CMAP = "viridis"
 _DRAW_LOCK = threading.Lock()
 
@@ -95,10 +97,30 @@ def waterfall_png(stamp: np.ndarray, header: Mapping[str, Any], hit: Mapping[str
     return _png(fig)
 
 
+def track_columns(stamp: np.ndarray, header: Mapping[str, Any], hit: Mapping[str, Any],
+                  margin: int = THUMB_MARGIN) -> slice:
+    """Columns of the stamp around the hit's track (its drift over the observation), plus `margin`."""
+    n_time, width = stamp.shape
+    ref = reference_column(hit, width)
+    drift = hit.get("drift_rate")
+    foff_hz = float(header.get("foff") or -2.7939677238464355e-6) * 1e6
+    shift = 0.0
+    if drift is not None and np.isfinite(drift) and foff_hz:
+        shift = float(drift) * (n_time - 1) * float(header.get("tsamp") or 1.0) / foff_hz
+    lo, hi = sorted((ref, ref + int(round(shift))))
+    return slice(max(0, lo - margin), min(width, hi + margin + 1))
+
+
 def thumbnail_png(stamp: np.ndarray, header: Mapping[str, Any], hit: Mapping[str, Any]) -> bytes:
-    """A plain-pixel thumbnail of one stamp (frequency increasing to the right, time downwards)."""
+    """A plain-pixel thumbnail of one stamp, cropped to the hit's track for wide (dedoppler) stamps
+    (frequency increasing to the right, time downwards)."""
     from matplotlib.image import imsave
 
+    if stamp.shape[1] > THUMB_MAX_COLUMNS:
+        columns = track_columns(stamp, header, hit)
+        ref = reference_column(hit, stamp.shape[1]) - columns.start
+        stamp = stamp[:, columns]
+        hit = {**hit, "index": int(hit.get("index") or 0), "stamp_start": int(hit.get("index") or 0) - ref}
     image, _, _ = stamp_axes(stamp, header, hit)
     repeat = max(1, THUMB_ROWS // max(1, image.shape[0]))
     lo, hi = _limits(image)
@@ -123,7 +145,7 @@ def overview_png(hits: Any, header: Mapping[str, Any]) -> bytes:
         fig.colorbar(points, ax=ax, label="drift rate (Hz/s)")
     else:
         ax.scatter(freqs, values, s=14, color="#1f4e79")
-    if measure == "statistic" and len(hits) and np.nanmin(values) > 0:
+    if measure == "statistic" and len(hits) and np.nanmin(values) > 0 and np.nanmax(values) > 20 * np.nanmin(values):
         ax.set_yscale("log")
     fch1, foff, nchans = (header.get(k) for k in ("fch1", "foff", "nchans"))
     if None not in (fch1, foff, nchans):

@@ -11,7 +11,7 @@ function el(tag, text, attrs) {
 
 function fmt(value) {
   if (value === null || value === undefined) return "";
-  if (typeof value === "number" && !Number.isInteger(value)) return String(Math.round(value * 1e6) / 1e6);
+  if (typeof value === "number" && !Number.isInteger(value)) return String(parseFloat(value.toPrecision(10)));
   return String(value);
 }
 
@@ -129,7 +129,8 @@ function setupCampaign(root) {
     view.hidden = false;
     view.querySelector(".job").textContent = job.id + " (" + job.input_uri + ")";
     view.querySelector(".events").textContent = job.events.map((ev) => ev.time + "  " + ev.kind + "  " + JSON.stringify(ev.payload)).join("\n");
-    view.querySelector(".log").textContent = job.log || "(no log.txt in the bucket for this job)";
+    view.querySelector(".log").textContent = job.log === null ? "(no log.txt in the bucket for this job)"
+      : (job.log || "(log.txt is empty: the algorithm printed nothing)");
   });
 }
 
