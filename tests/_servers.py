@@ -6,6 +6,7 @@ Each is a context manager yielding what a client needs; the matching fixtures ar
 from __future__ import annotations
 
 import functools
+import logging
 import http.server
 import socket
 import threading
@@ -60,6 +61,7 @@ def s3_server(bucket: str = "bl-test"):
     import boto3
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -74,7 +76,7 @@ def s3_server(bucket: str = "bl-test"):
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - keep test output clean
+    def log_message(self, format, *args):
         pass
 
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 import sys
 
+import _algorithms
 import pytest
 
-import _algorithms
 from bl_reservoir import envs
-from bl_reservoir.algorithms import content_version, find_package, get_algorithm, list_algorithms
+from bl_reservoir.algorithms import (
+    content_version,
+    find_package,
+    get_algorithm,
+    list_algorithms,
+)
 from bl_reservoir.errors import UnknownAlgorithm, UsageError
 
 

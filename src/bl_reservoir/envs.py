@@ -129,7 +129,8 @@ def _create(package: str, package_dir: Path, env: Path) -> None:
                       "--disable-pip-version-check", "-q", "-r", str(package_dir / REQUIREMENTS)])
     for cmd in steps:
         log.info("%s: %s", package, " ".join(cmd))
-        proc = subprocess.run(cmd, cwd=package_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.run(cmd, cwd=package_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              check=False)
         if proc.returncode != 0:
             lines = [line for line in proc.stdout.strip().splitlines() if not line.startswith("WARNING: Location")]
             tail = " | ".join(lines[-_LOG_TAIL_LINES:])

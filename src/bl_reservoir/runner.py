@@ -107,7 +107,7 @@ class _Job:
         _sweep_stale(root)
         self.scratch = Path(tempfile.mkdtemp(prefix=f"job-{self.id}-", dir=root))
         # Held for the job's life; a folder whose lock nobody holds belongs to a dead process.
-        self._lock_handle = open(self.scratch / _LOCK, "w")
+        self._lock_handle = open(self.scratch / _LOCK, "w")  # noqa: SIM115 - closed in clean()
         fcntl.flock(self._lock_handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return self.scratch
 
@@ -215,7 +215,12 @@ def run_job(algorithm: str, input_uri: str, *, bucket: str | None = None, option
 def _execute(job: _Job, bucket_uri: str, options: list[str], force: bool, timeout: float) -> JobOutcome:
     from bl_reservoir.algorithms import get_algorithm
     from bl_reservoir.io import open_observation
-    from bl_reservoir.results import build_manifest, complete_results, read_results, utcnow
+    from bl_reservoir.results import (
+        build_manifest,
+        complete_results,
+        read_results,
+        utcnow,
+    )
 
     started = time.monotonic()
     alg = get_algorithm(job.algorithm)

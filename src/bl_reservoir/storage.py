@@ -121,7 +121,7 @@ def input_size(uri: str) -> int:
         info = _retry(f"size of {uri}", lambda: fs.info(uri))
     except FileNotFoundError:
         raise FetchError(uri, "not found (404)" if protocol.startswith("http") else "no such object") from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any backend error becomes one line naming the URI
         raise FetchError(uri, f"cannot reach the source ({_reason(exc)})") from None
     size = info.get("size")
     if size is None:
@@ -158,7 +158,7 @@ def fetch_input(uri: str, cache_dir: str | os.PathLike | None = None) -> Path:
         raise
     except FileNotFoundError:
         raise FetchError(uri, "not found (404)" if protocol.startswith("http") else "no such object") from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any backend error becomes one line naming the URI
         raise FetchError(uri, f"download failed ({_reason(exc)})") from None
     finally:
         partial.unlink(missing_ok=True)
@@ -199,7 +199,7 @@ def is_complete(uri: str) -> dict[str, Any] | None:
         data = _retry(f"read of {uri}/{MANIFEST}", lambda: fs.cat_file(path))
     except FileNotFoundError:
         return None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any backend error becomes one line naming the URI
         raise UploadError(uri, f"cannot reach the bucket ({_reason(exc)})") from None
     try:
         manifest = json.loads(data)
@@ -233,7 +233,7 @@ def remove_result(uri: str) -> None:
             fs.rm(root, recursive=True)
     except FileNotFoundError:
         return
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any backend error becomes one line naming the URI
         raise UploadError(uri, f"cannot remove the old result ({_reason(exc)})") from None
 
 
@@ -267,7 +267,7 @@ def upload_dir(bucket: str, results_dir: str | os.PathLike, dest: str | None = N
             list(pool.map(put, body))  # list() re-raises the first failure
         if manifest.is_file():
             _put_last(fs, dest, root, manifest)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any backend error becomes one line naming the URI
         try:
             remove_result(dest)
         except UploadError:

@@ -100,7 +100,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     try:
         header = read_header(path)
-    except Exception as exc:  # blimpy raises many kinds for a bad file; one line is what C1 asks
+    except Exception as exc:  # noqa: BLE001 - blimpy raises many kinds for a bad file; one line is what C1 asks
         print(f"{path}: not a readable observation ({type(exc).__name__}: {exc})", file=sys.stderr)
         return 1
     width = coarse_width(header)
