@@ -90,21 +90,34 @@ class WebState:
         return n
 
 
+def _warm_imports() -> None:
+    """Import what the first picture and table need now, not during a user's first request (~1-2 s)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
+
 def create_app(bucket: str | None = None, db: str | None = None, token: str | None = None,
-               auth_read: bool = False, scheduler: str | None = None, index_on_start: bool = True) -> FastAPI:
+               auth_read: bool = False, scheduler: str | None = None, index_on_start: bool = True,
+               picture_cache_size: int = 1024) -> FastAPI:
     """The web app over `bucket` and the job store at `db` (flags, then environment, then defaults).
 
-    `token=None` takes `BL_RESERVOIR_TOKEN`; an empty string turns writes off.
+    `token=None` takes `BL_RESERVOIR_TOKEN`; an empty string turns writes off. `picture_cache_size`
+    PNGs are kept in memory (0 renders every request: the benchmark's anchor).
     """
     from bl_reservoir.scale.store import Store
 
     bucket_uri = settings.bucket(bucket)
     state = WebState(bucket_uri=bucket_uri, store=Store(settings.db_url(db, bucket_uri)),
                      token=settings.token() if token is None else (token or None), auth_read=auth_read,
-                     scheduler=settings.scheduler(scheduler))
+                     scheduler=settings.scheduler(scheduler), pictures=PictureCache(picture_cache_size))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        threading.Thread(target=_warm_imports, name="bl-reservoir-warm", daemon=True).start()
         if index_on_start and state.store.count_observations() == 0:
             state.indexing = True
             app.state.indexer = threading.Thread(target=state.reindex, name="bl-reservoir-reindex", daemon=True)

@@ -71,26 +71,26 @@ def waterfall_png(stamp: np.ndarray, header: Mapping[str, Any], hit: Mapping[str
     extent = (offsets[0] - step / 2, offsets[-1] + step / 2, duration, 0.0)
     lo, hi = _limits(image)
     freq = float(hit.get("freqs", np.nan))
-    fig = Figure(figsize=(8, 6.4), dpi=100, layout="constrained")
-    grid = fig.add_gridspec(2, 2, height_ratios=(3, 1.1), width_ratios=(40, 1))
-    ax = fig.add_subplot(grid[0, 0])
+    # fixed axes positions: a layout engine would cost two thirds of the render time
+    fig = Figure(figsize=(8, 6.4), dpi=100)
+    ax = fig.add_axes((0.1, 0.37, 0.74, 0.57))
     shown = ax.imshow(image, aspect="auto", extent=extent, cmap=CMAP, vmin=lo, vmax=hi, interpolation="nearest")
-    fig.colorbar(shown, cax=fig.add_subplot(grid[0, 1]), label="power (arbitrary units)")
+    fig.colorbar(shown, cax=fig.add_axes((0.86, 0.37, 0.025, 0.57)), label="power (arbitrary units)")
     drift = hit.get("drift_rate")
+    title = f"{header.get('source_name', '')}  hit at {freq:.6f} MHz"
     if drift is not None and np.isfinite(drift):
         # the track through the centres of the first and last integrations
         tsamp = duration / image.shape[0]
         start = (float(hit["freq_start"]) - freq) * 1e6 if hit.get("freq_start") is not None else 0.0
         span = float(drift) * (duration - tsamp)
-        ax.plot([start, start + span], [tsamp / 2, duration - tsamp / 2], color="white", ls="--", lw=1.0, alpha=0.6,
-                label=f"drift {float(drift):+.4f} Hz/s")
-        ax.legend(loc="upper right", fontsize=8, framealpha=0.6)
+        ax.plot([start, start + span], [tsamp / 2, duration - tsamp / 2], color="white", ls="--", lw=1.0, alpha=0.6)
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(duration, 0.0)
+        title += f"  drift {float(drift):+.4f} Hz/s (dashed)"
     ax.set_ylabel("time (s)")
-    ax.set_title(f"{header.get('source_name', '')}  hit at {freq:.6f} MHz", fontsize=10)
+    ax.set_title(title, fontsize=10)
     ax.tick_params(labelbottom=False)
-    spectrum = fig.add_subplot(grid[1, 0], sharex=ax)
+    spectrum = fig.add_axes((0.1, 0.08, 0.74, 0.24), sharex=ax)
     spectrum.plot(offsets, image.mean(axis=0), color="#1f4e79", lw=1)
     spectrum.set_xlabel(f"frequency offset from {freq:.6f} MHz (Hz)")
     spectrum.set_ylabel("mean power")
@@ -133,8 +133,8 @@ def overview_png(hits: Any, header: Mapping[str, Any]) -> bytes:
     """Hits across the band: frequency (MHz) against SNR or statistic, coloured by drift (Hz/s)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9, 3.6), dpi=100, layout="constrained")
-    ax = fig.add_subplot(1, 1, 1)
+    fig = Figure(figsize=(9, 3.6), dpi=100)
+    ax = fig.add_axes((0.08, 0.15, 0.76, 0.75))
     measure = "snr" if "snr" in hits.columns else ("statistic" if "statistic" in hits.columns else None)
     freqs = hits["freqs"].to_numpy(dtype=float)
     values = hits[measure].to_numpy(dtype=float) if measure else np.ones(len(hits))
@@ -142,7 +142,7 @@ def overview_png(hits: Any, header: Mapping[str, Any]) -> bytes:
         drift = hits["drift_rate"].to_numpy(dtype=float)
         limit = float(np.nanmax(np.abs(drift))) or 1.0
         points = ax.scatter(freqs, values, c=drift, cmap="coolwarm", vmin=-limit, vmax=limit, s=14)
-        fig.colorbar(points, ax=ax, label="drift rate (Hz/s)")
+        fig.colorbar(points, cax=fig.add_axes((0.86, 0.15, 0.02, 0.75)), label="drift rate (Hz/s)")
     else:
         ax.scatter(freqs, values, s=14, color="#1f4e79")
     if measure == "statistic" and len(hits) and np.nanmin(values) > 0 and np.nanmax(values) > 20 * np.nanmin(values):
