@@ -10,6 +10,7 @@
 - `sleepy`: sleeps for ten minutes (for timeouts).
 - `mismatch`: two hits but one stamp.
 - `missing`: writes only `header.pkl`.
+- `func`: a `module:function` entry point; `main(argv)` writes a folder with no hits.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 PACKAGE = "blr_testalgs"
 NAMES = ("ok", "crash", "sleepy", "mismatch", "missing")
+FUNCTIONS = {"func": "main"}
 STAMP_WIDTH = 32
 
 _COMMON = '''
@@ -88,6 +90,19 @@ inp, out = args()
 with open(out / "header.pkl", "wb") as f:
     pickle.dump({"fch1": 1500.0}, f)
 ''',
+    "func": '''
+from pathlib import Path
+from blr_testalgs._common import write, np, pd
+
+
+def main(argv):
+    out = Path(argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    print("func got", argv, flush=True)
+    hits = pd.DataFrame({"index": [], "freqs": [], "coarse_channel": []})
+    write(out, {"fch1": 1500.0, "foff": -1e-6, "nchans": 8}, hits, np.zeros((0, 16, 32)))
+    return 0
+''',
 }
 
 
@@ -97,12 +112,13 @@ def install(root: Path, monkeypatch) -> Path:
     package.mkdir(parents=True, exist_ok=True)
     (package / "__init__.py").write_text("")
     (package / "_common.py").write_text(textwrap.dedent(_COMMON))
-    for name in NAMES:
+    for name in (*NAMES, *FUNCTIONS):
         (package / f"{name}.py").write_text(textwrap.dedent(_SOURCES[name]))
     dist = root / "blr_testalgs-1.2.3.dist-info"
     dist.mkdir(exist_ok=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: blr-testalgs\nVersion: 1.2.3\n")
-    entries = "\n".join(f"testalgs/{name} = {PACKAGE}.{name}" for name in NAMES)
+    entries = "\n".join([*(f"testalgs/{name} = {PACKAGE}.{name}" for name in NAMES),
+                         *(f"testalgs/{name} = {PACKAGE}.{name}:{fn}" for name, fn in FUNCTIONS.items())])
     (dist / "entry_points.txt").write_text(f"[bl_reservoir.algorithms]\n{entries}\n")
     monkeypatch.syspath_prepend(str(root))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))

@@ -143,6 +143,14 @@ def test_complete_result_is_skipped_unless_forced(algos, strong_signal_obs, tmp_
     assert rerun.state == "succeeded" and "stale.bin" not in _tree(Path(rerun.result_uri))
 
 
+def test_function_entry_point_with_no_hits(algos, strong_signal_obs, tmp_path):
+    path, _ = strong_signal_obs
+    outcome = runner.run_job("testalgs/func", str(path), bucket=str(tmp_path / "b"), options=["--k", "v"])
+    result = read_results(outcome.result_uri)
+    assert outcome.n_hits == 0 and len(result.hits) == 0 and result.stamps.shape == (0, 16, 32)
+    assert "--k', 'v']" in (Path(outcome.result_uri) / "log.txt").read_text()
+
+
 def test_incomplete_result_is_rerun(algos, strong_signal_obs, tmp_path):
     """A result without manifest (a worker killed mid-upload) is not trusted: the job runs again."""
     path, _ = strong_signal_obs
