@@ -28,9 +28,14 @@ while read -r -a words; do
   done
 done < <(grep -E '^COPY ' deploy/Dockerfile | grep -v -- '--from=')
 
+# An external algorithm package whose environment the install prebuilds (as ALG_PACKAGES does in
+# the image): the scaffold from `bl-reservoir new-algorithm`, small and quick to install.
+bl-reservoir new-algorithm blr_smoke --dir "$work/algos" >/dev/null
+algorithms="$work/context/examples/algorithms:$work/algos"
+
 echo "deploy: deploy/install.sh $work/venv"
-BL_RESERVOIR_ALGORITHMS="$work/context/examples/algorithms" BL_RESERVOIR_CACHE="$work/cache" \
-  ALG_PACKAGES="${DEPLOY_ALG_PACKAGES:-}" \
+BL_RESERVOIR_ALGORITHMS="$algorithms" BL_RESERVOIR_CACHE="$work/cache" \
+  ALG_PACKAGES="blr_smoke ${DEPLOY_ALG_PACKAGES:-}" \
   env -u VIRTUAL_ENV -u PYTHONPATH PATH="${PATH#"$repo/.venv/bin:"}" \
   bash "$work/context/deploy/install.sh" "$work/venv"
 
@@ -40,7 +45,8 @@ mkdir -p "$work/run"
 cd "$work/run"
 export PATH="$work/venv/bin:/usr/local/bin:/usr/bin:/bin" BL_RESERVOIR_BUCKET="$work/bucket" \
   BL_RESERVOIR_CACHE="$work/cache" MPLCONFIGDIR="$work/mpl" NUMBA_CACHE_DIR="$work/numba"
-unset VIRTUAL_ENV PYTHONPATH BL_RESERVOIR_ALGORITHMS BL_RESERVOIR_DB DASK_SCHEDULER_ADDRESS
+unset VIRTUAL_ENV PYTHONPATH BL_RESERVOIR_DB DASK_SCHEDULER_ADDRESS
+export BL_RESERVOIR_ALGORITHMS="$algorithms"
 installed=$(python3 -c 'import bl_reservoir; print(bl_reservoir.__file__)')
 case "$installed" in
   "$work/venv/"*) ;;
@@ -68,3 +74,11 @@ for signal in truth.itertuples():   # every injected signal has a hit within one
     assert len(near), f"no hit near channel {signal.index}"
 print(f"deploy: ok, {len(hits)} hits, every injected signal found ({result})")
 PY
+# The external package runs in the environment the install built, without building another.
+bl-reservoir algorithms | grep -qE '^blr_smoke/search +external +[^ ]+ +built *$' \
+  || { bl-reservoir algorithms; echo "deploy: blr_smoke's environment was not prebuilt" >&2; exit 1; }
+envs_before=$(ls "$BL_RESERVOIR_CACHE/envs")
+bl-reservoir run blr_smoke/search x.h5 >/dev/null
+[ -s "$BL_RESERVOIR_BUCKET/x/blr_smoke/search/manifest.json" ] && [ "$(ls "$BL_RESERVOIR_CACHE/envs")" = "$envs_before" ] \
+  || { echo "deploy: the external algorithm did not run in its prebuilt environment" >&2; exit 1; }
+echo "deploy: ok, blr_smoke/search ran in its prebuilt environment"

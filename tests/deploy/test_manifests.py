@@ -144,6 +144,29 @@ def test_every_container_has_requests_and_limits(workloads):
         {k: worker["limits"][k] for k in ("cpu", "memory")}
 
 
+def test_writable_mounts_cover_where_jobs_write_and_leave_prebuilt_envs_visible(workloads, monkeypatch):
+    """With the root filesystem read-only, every folder a job writes must be an emptyDir mount, and the
+    algorithm environments built into the image must not be hidden under one."""
+    import tempfile
+
+    from bl_reservoir import envs, runner
+
+    monkeypatch.setenv("BL_RESERVOIR_CACHE", dockerfile_env()["BL_RESERVOIR_CACHE"])
+    monkeypatch.delenv("TMPDIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", None)  # recomputed from the (unset) TMPDIR
+    cache = Path(dockerfile_env()["BL_RESERVOIR_CACHE"])
+    written = [runner.scratch_root(), cache / "inputs", Path("/tmp"), Path(dockerfile_env()["HOME"])]
+    for workload in workloads:
+        for container in containers(workload.pod):
+            mounts = [Path(m["mountPath"]) for m in container.get("volumeMounts", [])]
+            needs = written if workload.doc["spec"]["template"]["metadata"]["labels"].get(
+                "app.kubernetes.io/component") == "worker" else [Path(tempfile.gettempdir())]
+            for folder in needs:
+                assert any(folder == m or m in folder.parents for m in mounts), f"{workload.name}: {folder}"
+            hidden = [m for m in mounts if m == envs.envs_root() or m in envs.envs_root().parents]
+            assert not hidden, f"{workload.name}: {hidden} hides the image's {envs.envs_root()}"
+
+
 def test_images_are_pinned_to_a_commit_never_latest(workloads):
     kustomize_images = {}
     for path in K8S.rglob("kustomization.yaml"):
