@@ -7,6 +7,7 @@ COPY sources and then the image's smoke commands.
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import subprocess
 import sys
@@ -150,3 +151,15 @@ def test_workflows_pin_action_versions(name):
         for step in job.get("steps", []):
             if "uses" in step:
                 assert re.fullmatch(r"[\w-]+/[\w-]+@v\d+", step["uses"]), step["uses"]
+
+
+def test_the_images_cmd_answers_help(tmp_path):
+    """The first smoke command of the image (and of .ci/steps/deploy.sh): the default CMD with --help
+    prints its usage and exits 0, rather than starting a worker."""
+    env = dockerfile_env()
+    module = f"bl_reservoir.{env['ALG_SUB_PACKAGE']}.{env['ALG_NAME']}"
+    proc = subprocess.run([sys.executable, "-m", module, "--help"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env={k: v for k, v in os.environ.items()
+                                            if k != "DASK_SCHEDULER_ADDRESS"})
+    assert proc.returncode == 0, proc.stderr
+    assert "usage:" in proc.stdout
