@@ -76,15 +76,24 @@ def s3_server(bucket: str = "bl-test"):
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):
+    def log_message(self, format, *args):  # keep test output clean
         pass
+
+    def do_GET(self):
+        if self.server.failures_left > 0:
+            self.server.failures_left -= 1
+            self.send_error(503, "try again")
+            return
+        super().do_GET()
 
 
 @contextmanager
-def http_server(root: Path):
-    """`http.server` serving the files under `root` (missing files give 404)."""
+def http_server(root: Path, fail_first: int = 0):
+    """`http.server` serving the files under `root` (missing files give 404); the first
+    `fail_first` GET requests get a 503, as from an overloaded server."""
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.failures_left = fail_first
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -59,6 +59,18 @@ def test_fetch_http_checks_size_and_reuses_the_copy(http_root, tmp_path):
     assert storage.fetch_input(f"{url}/obs.fil", cache_dir=tmp_path / "cache") == got
 
 
+def test_fetch_http_retries_transient_errors(tmp_path, monkeypatch):
+    from _servers import http_server
+
+    monkeypatch.setattr(storage, "RETRY_DELAYS", (0.01, 0.01, 0.01))
+    (tmp_path / "obs.h5").write_bytes(b"w" * 2048)
+    with http_server(tmp_path, fail_first=2) as url:
+        got = storage.fetch_input(f"{url}/obs.h5", cache_dir=tmp_path / "cache")
+    assert got.read_bytes() == b"w" * 2048
+    with http_server(tmp_path, fail_first=10) as url, pytest.raises(FetchError, match=r"obs\.h5: download failed .*503"):
+        storage.fetch_input(f"{url}/obs.h5", cache_dir=tmp_path / "cache2")
+
+
 def test_fetch_http_404(http_root, tmp_path):
     _, url = http_root
     with pytest.raises(FetchError, match=r"/missing\.h5: not found \(404\)"):
