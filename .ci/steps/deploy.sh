@@ -9,6 +9,7 @@ cd "$(dirname "$0")/../.."
 repo=$(pwd)
 K8S_VERSION=1.30.0
 validate=$(command -v kubernetes-validate || echo "$repo/.venv/bin/kubernetes-validate")
+project_cli=$(command -v bl-reservoir || echo "$repo/.venv/bin/bl-reservoir")
 
 echo "deploy: kubernetes-validate --strict against $K8S_VERSION"
 mapfile -t manifests < <(find deploy/k8s -name '*.yaml' ! -name kustomization.yaml | sort)
@@ -30,7 +31,7 @@ done < <(grep -E '^COPY ' deploy/Dockerfile | grep -v -- '--from=')
 
 # An external algorithm package whose environment the install prebuilds (as ALG_PACKAGES does in
 # the image): the scaffold from `bl-reservoir new-algorithm`, small and quick to install.
-bl-reservoir new-algorithm blr_smoke --dir "$work/algos" >/dev/null
+"$project_cli" new-algorithm blr_smoke --dir "$work/algos" >/dev/null
 algorithms="$work/context/examples/algorithms:$work/algos"
 
 echo "deploy: deploy/install.sh $work/venv"
