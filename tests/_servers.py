@@ -6,8 +6,8 @@ Each is a context manager yielding what a client needs; the matching fixtures ar
 from __future__ import annotations
 
 import functools
-import logging
 import http.server
+import logging
 import socket
 import threading
 import time
