@@ -9,13 +9,16 @@ from bl_reservoir.cli import main
 ALGS = ["dedoppler/search", "energy_detection/preprocess_fine"]
 
 
+def _argv(root):
+    return ["sensitivity", *ALGS, "--snr", "5:45:3", "--drift", "0:2:2", "--width", "4", "--trials", "2",
+            "--coarse-channel-width", "16384", "--noise-channels", "1", "--seed", "3", "--name", "tiny",
+            "--out", str(root / "out"), "--bucket", str(root / "bucket")]
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("sens")
-    argv = ["sensitivity", *ALGS, "--snr", "5:45:3", "--drift", "0:2:2", "--width", "4", "--trials", "2",
-            "--coarse-channel-width", "16384", "--noise-channels", "1", "--seed", "3", "--name", "tiny",
-            "--out", str(root / "out"), "--bucket", str(root / "bucket")]
-    code = main(argv)
+    code = main(_argv(root))
     return code, root, json.loads((root / "out" / "sensitivity.json").read_text())
 
 
@@ -63,6 +66,19 @@ def test_report_files_and_bucket_copy(tiny_run):
         assert (root / "out" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = (root / "out" / "report.md").read_text()
     assert "| `dedoppler/search` | path |" in text and "![recall vs snr](recall_vs_snr.png)" in text
+
+
+@pytest.mark.slow
+def test_reuse_keeps_inputs_and_results(tiny_run):
+    _, root, doc = tiny_run
+    kept = sorted((root / "out").glob("inputs/*.h5")) + sorted((root / "out").glob("runs/*/*/*/manifest.json"))
+    assert len(kept) == 2 + 2 * 2
+    before = {p: p.stat().st_mtime_ns for p in kept}
+    assert main([*_argv(root), "--reuse"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in kept} == before
+    again = json.loads((root / "out" / "sensitivity.json").read_text())
+    for alg in ALGS:
+        assert again["algorithms"][alg]["recall_by_snr"] == doc["algorithms"][alg]["recall_by_snr"]
 
 
 def test_unknown_algorithm_is_one_line_error(tmp_path, capsys):

@@ -28,6 +28,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="run as a campaign on this Dask scheduler (workers must see --out)")
     parser.add_argument("--bucket", default=None, metavar="URI",
                         help="bucket that also receives the report, at <bucket>/sensitivity/<name>/")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep input files and results of an earlier run of the same design in --out "
+                             "(only re-match and re-report what changed)")
     parser.add_argument("--jobs", type=int, default=2, help="jobs at a time without --scheduler (default 2)")
     parser.add_argument("--coarse-channel-width", type=int, default=65536,
                         help="fine channels per synthetic coarse channel (default 65536)")
@@ -85,15 +88,15 @@ def run(args: argparse.Namespace) -> int:
     scheduler = settings.scheduler(args.scheduler)
     if scheduler:
         runner = harness.campaign_runner(f"{bucket.rstrip('/')}/sensitivity/{name}/runs", scheduler,
-                                         out / "campaigns.db")
+                                         out / "campaigns.db", force=not args.reuse)
     else:
-        runner = harness.local_runner(str(out / "runs"), jobs=args.jobs)
+        runner = harness.local_runner(str(out / "runs"), jobs=args.jobs, force=not args.reuse)
     tolerances = Tolerances(channels=args.channels, drift_bins=args.drift_bins)
     print(f"injecting {grid.n_signals} signals ({grid.sampling}) plus {noise} noise-only coarse channels "
           f"into {out / 'inputs'}")
     started = time.monotonic()
     injected, recoveries = harness.measure(args.algorithms, design, out, runner, options=options,
-                                           tolerances=tolerances)
+                                           tolerances=tolerances, reuse=args.reuse)
     doc = report.build(name, design, injected, recoveries, tolerances, quick=args.quick,
                        wall_seconds=time.monotonic() - started)
     paths = report.write(doc, out)

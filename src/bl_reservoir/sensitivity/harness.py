@@ -116,10 +116,25 @@ def place(design: Design, injections: pd.DataFrame, seed: Any = None) -> pd.Data
     return out
 
 
-def synthesise(design: Design, folder: str | os.PathLike) -> Injected:
-    """Write the signal files and noise-only files (`.h5`) into `folder`; return the truth."""
+def _design_key(design: Design) -> str:
+    import json
+
+    return json.dumps({"grid": design.grid.to_dict(), "coarse_channel_width": design.coarse_channel_width,
+                       "coarse_channels_per_file": design.coarse_channels_per_file,
+                       "noise_coarse_channels": design.noise_coarse_channels, "n_time": design.n_time,
+                       "seed": design.seed}, sort_keys=True)
+
+
+def synthesise(design: Design, folder: str | os.PathLike, reuse: bool = False) -> Injected:
+    """Write the signal files and noise-only files (`.h5`) into `folder`; return the truth.
+
+    With `reuse`, files already written for the same design (recorded in `design.json`) are kept.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    stamp = folder / "design.json"
+    keep = reuse and stamp.is_file() and stamp.read_text() == _design_key(design)
+    stamp.unlink(missing_ok=True)  # files being rewritten belong to no design until done
     # one integer seed per file, all derived from `design.seed`
     grid_seed, place_seed, *file_seeds = np.random.SeedSequence(design.seed).generate_state(2 + 1024).tolist()
     truth = place(design, design.grid.injections(grid_seed), place_seed)
@@ -132,21 +147,24 @@ def synthesise(design: Design, folder: str | os.PathLike) -> Injected:
             signals.setdefault(int(row.coarse_channel), []).append(Signal(
                 int(row.index - row.coarse_channel * width), float(row.drift_rate), float(row.snr),
                 float(row.width), bool(row.doppler_smearing)))
-        path, _ = make_observation(folder / f"signals_{file_no:03d}.h5", n_coarse_channels=n_coarse,
-                                   coarse_channel_width=width, n_time=design.n_time, signals=signals,
-                                   seed=file_seeds[file_no])
+        path = folder / f"signals_{file_no:03d}.h5"
+        if not (keep and path.is_file()):
+            make_observation(path, n_coarse_channels=n_coarse, coarse_channel_width=width, n_time=design.n_time,
+                             signals=signals, seed=file_seeds[file_no])
         signal_files.append(path)
     truth["file"] = [str(signal_files[i]) for i in truth["file_no"]]
     noise_files = []
     remaining, noise_no = design.noise_coarse_channels, 0
     while remaining > 0:
         n_coarse = min(remaining, design.coarse_channels_per_file)
-        path, _ = make_observation(folder / f"noise_{noise_no:03d}.h5", n_coarse_channels=n_coarse,
-                                   coarse_channel_width=width, n_time=design.n_time, noise_only=True,
-                                   seed=file_seeds[-1 - noise_no])
+        path = folder / f"noise_{noise_no:03d}.h5"
+        if not (keep and path.is_file()):
+            make_observation(path, n_coarse_channels=n_coarse, coarse_channel_width=width, n_time=design.n_time,
+                             noise_only=True, seed=file_seeds[-1 - noise_no])
         noise_files.append(path)
         remaining -= n_coarse
         noise_no += 1
+    stamp.write_text(_design_key(design))
     n_signal_coarse = sum(int(r["coarse_channel"].max()) + 1 for _, r in truth.groupby("file_no"))
     log.info("synthesised %d signals in %d files, %d noise files", len(truth), len(signal_files), len(noise_files))
     return Injected(truth, signal_files, noise_files, design.bandwidth_mhz(n_signal_coarse),
@@ -165,13 +183,15 @@ def _read(result_uri: str) -> tuple[pd.DataFrame, float, str]:
     return results.hits, float(manifest.get("wall_seconds") or 0.0), str(manifest["algorithm"].get("version", ""))
 
 
-def local_runner(bucket: str, jobs: int = 1) -> Runner:
-    """Run jobs with `run_job` on this machine, `jobs` at a time; results go to `bucket`."""
+def local_runner(bucket: str, jobs: int = 1, force: bool = True) -> Runner:
+    """Run jobs with `run_job` on this machine, `jobs` at a time; results go to `bucket`.
+
+    Without `force` the runner keeps a complete result for the same input, version and options."""
     from bl_reservoir.runner import run_job
 
     def run(algorithm: str, inputs: Sequence[Path], options: Sequence[str]):
         def one(path: Path):
-            outcome = run_job(algorithm, str(path), bucket=bucket, options=tuple(options), force=True)
+            outcome = run_job(algorithm, str(path), bucket=bucket, options=tuple(options), force=force)
             return path, _read(outcome.result_uri)
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -180,7 +200,7 @@ def local_runner(bucket: str, jobs: int = 1) -> Runner:
     return run
 
 
-def campaign_runner(bucket: str, scheduler: str, store_path: str | os.PathLike) -> Runner:
+def campaign_runner(bucket: str, scheduler: str, store_path: str | os.PathLike, force: bool = True) -> Runner:
     """Run each algorithm as one BL@Scale campaign on the Dask scheduler at `scheduler`.
 
     Results go to `bucket`; the campaigns are kept in their own SQLite store at `store_path`, so
@@ -194,7 +214,7 @@ def campaign_runner(bucket: str, scheduler: str, store_path: str | os.PathLike) 
         db = f"sqlite:///{Path(store_path).resolve()}"
         Path(store_path).parent.mkdir(parents=True, exist_ok=True)
         cid, _ = campaigns.submit(algorithm, uris, options=tuple(options), bucket=bucket, db=db,
-                                  scheduler=scheduler, force=True, max_attempts=1)
+                                  scheduler=scheduler, force=force, max_attempts=1)
         jobs = Store(db).list_jobs(cid)
         failed = [j for j in jobs if j["state"] not in ("succeeded", "skipped")]
         if failed:
@@ -240,10 +260,11 @@ def _hits(hits: pd.DataFrame) -> pd.DataFrame:
 
 
 def measure(algorithms: Sequence[str], design: Design, folder: str | os.PathLike, runner: Runner, *,
-            options: Mapping[str, Sequence[str]] | None = None,
-            tolerances: Tolerances = DEFAULT_TOLERANCES) -> tuple[Injected, list[Recovery]]:
-    """Synthesise once into `folder`/inputs, then recover with each algorithm in turn."""
-    injected = synthesise(design, Path(folder) / "inputs")
+            options: Mapping[str, Sequence[str]] | None = None, tolerances: Tolerances = DEFAULT_TOLERANCES,
+            reuse: bool = False) -> tuple[Injected, list[Recovery]]:
+    """Synthesise once into `folder`/inputs (keeping files of the same design with `reuse`), then
+    recover with each algorithm in turn."""
+    injected = synthesise(design, Path(folder) / "inputs", reuse=reuse)
     options = options or {}
     recoveries = [recover(a, injected, design, runner, options=options.get(a, ()), tolerances=tolerances)
                   for a in algorithms]

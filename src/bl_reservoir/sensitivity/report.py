@@ -106,7 +106,7 @@ def plot(doc: Mapping[str, Any], out: Path) -> list[Path]:
     for key, axis, label in (("recall_vs_snr", "snr", "injected SNR"),
                              ("recall_vs_drift", "drift_rate", "drift rate (Hz/s)"),
                              ("recall_vs_width", "width", "signal width FWHM (Hz)")):
-        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+        fig, ax = plt.subplots(figsize=(8.6, 4.4), dpi=100, layout="constrained")
         for i, (name, entry) in enumerate(algorithms.items()):
             curve = entry[f"recall_by_{axis.split('_')[0]}"]
             line, = ax.plot([r[axis] for r in curve], [r["recall"] for r in curve], "o-", label=name)
@@ -123,9 +123,8 @@ def plot(doc: Mapping[str, Any], out: Path) -> list[Path]:
         ax.set_ylim(-0.03, 1.03)
         ax.grid(alpha=0.3)
         if algorithms:
-            ax.legend(fontsize=8, loc="lower right")
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         ax.set_title(f"{doc['name']}: recall against {label.split(' (')[0]}", fontsize=10)
-        fig.tight_layout()
         fig.savefig(out / PLOTS[key])
         plt.close(fig)
         written.append(out / PLOTS[key])
@@ -134,25 +133,36 @@ def plot(doc: Mapping[str, Any], out: Path) -> list[Path]:
 
 
 def _heat_maps(doc: Mapping[str, Any], algorithms: Mapping[str, Any], out: Path, plt) -> Path:
-    n = max(1, len(algorithms))
-    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.8), dpi=110, squeeze=False)
+    """One column per algorithm; rows: all signals, then smearing off and on when both were injected."""
+    names = list(algorithms) or ["(none)"]
+    rows = [("all signals", lambda a: a["recall_drift_snr"])]
+    for flag in ("off", "on"):
+        if all(flag in a["doppler_smearing"] for a in algorithms.values()) and algorithms:
+            rows.append((f"smearing {flag}", lambda a, f=flag: a["doppler_smearing"][f]["recall_drift_snr"]))
+    fig, axes = plt.subplots(len(rows), len(names), figsize=(4.4 * len(names) + 1.2, 3.4 * len(rows)), dpi=100,
+                             squeeze=False, layout="constrained")
     image = None
-    for ax, (name, entry) in zip(axes[0], algorithms.items()):
-        plane = entry["recall_drift_snr"]
-        values = np.array([[np.nan if v is None else v for v in row] for row in plane["recall"]], dtype=float)
-        image = ax.imshow(values, origin="lower", aspect="auto", vmin=0, vmax=1, cmap="viridis")
-        if values.size <= 150:  # small planes: print each cell's recall
-            for (row, col), value in np.ndenumerate(values):
-                if np.isfinite(value):
-                    ax.text(col, row, f"{value:.0%}".rstrip("%"), ha="center", va="center", fontsize=6,
-                            color="black" if value > 0.6 else "white")
-        ax.set_xticks(range(len(plane["snr"])), [f"{v:g}" for v in plane["snr"]], fontsize=7)
-        ax.set_yticks(range(len(plane["drift_rate"])), [f"{v:g}" for v in plane["drift_rate"]], fontsize=7)
-        ax.set_xlabel("injected SNR")
-        ax.set_ylabel("drift rate (Hz/s)")
-        ax.set_title(name, fontsize=9)
+    for r, (label, plane_of) in enumerate(rows):
+        for c, name in enumerate(names):
+            ax = axes[r][c]
+            if name not in algorithms:
+                ax.set_axis_off()
+                continue
+            plane = plane_of(algorithms[name])
+            values = np.array([[np.nan if v is None else v for v in row] for row in plane["recall"]], dtype=float)
+            image = ax.imshow(values, origin="lower", aspect="auto", vmin=0, vmax=1, cmap="viridis")
+            if values.size <= 150:  # small planes: print each cell's recall in percent
+                for (i, j), value in np.ndenumerate(values):
+                    if np.isfinite(value):
+                        ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=6,
+                                color="black" if value > 0.6 else "white")
+            ax.set_xticks(range(len(plane["snr"])), [f"{v:g}" for v in plane["snr"]], fontsize=7)
+            ax.set_yticks(range(len(plane["drift_rate"])), [f"{v:g}" for v in plane["drift_rate"]], fontsize=7)
+            ax.set_xlabel("injected SNR", fontsize=8)
+            ax.set_ylabel("drift rate (Hz/s)", fontsize=8)
+            ax.set_title(f"{name}: {label}", fontsize=9)
     if image is not None:
-        fig.colorbar(image, ax=axes[0].tolist(), label="recall")
+        fig.colorbar(image, ax=axes.ravel().tolist(), label="recall", shrink=0.6)
     fig.suptitle(f"{doc['name']}: recall (%) over drift rate and injected SNR", fontsize=10)
     path = out / PLOTS["recall_drift_snr"]
     fig.savefig(path)
@@ -202,9 +212,29 @@ def markdown(doc: Mapping[str, Any]) -> str:
     lines += ["", "— in an SNR column: recall never reached the level on this grid. *Position only* counts a "
               "signal as found when any hit starts on its path, whatever drift rate the hit reports: it "
               "separates \"detected\" from \"drift measured within tolerance\".", ""]
+    lines += _by_drift_table(doc)
     for key, file in doc["plots"].items():
         lines += [f"![{key.replace('_', ' ')}]({file})", ""]
     return "\n".join(lines)
+
+
+def _by_drift_table(doc: Mapping[str, Any]) -> list[str]:
+    """SNR at 90% recall per drift rate: one column per algorithm, `smearing off / on` per cell."""
+    algorithms = _ok(doc)
+    if not algorithms:
+        return []
+    cells: dict[float, dict[str, list[str]]] = {}
+    for name, a in algorithms.items():
+        for flag in ("off", "on"):
+            for row in a["doppler_smearing"].get(flag, {}).get("snr_at_90_by_drift", []):
+                cells.setdefault(row["drift_rate"], {}).setdefault(name, []).append(_fmt(row["snr_at_90"]))
+    lines = [f"SNR at {doc['recall_level']:.0%} recall by drift rate (smearing off / on):", "",
+             "| drift (Hz/s) | " + " | ".join(f"`{n}`" for n in algorithms) + " |",
+             "|---" * (len(algorithms) + 1) + "|"]
+    for drift in sorted(cells):
+        lines.append(f"| {drift:g} | " + " | ".join(" / ".join(cells[drift].get(n, ["—"])) for n in algorithms)
+                     + " |")
+    return [*lines, ""]
 
 
 def _values(values: Sequence[Any]) -> str:

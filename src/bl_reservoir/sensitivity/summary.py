@@ -53,6 +53,13 @@ def snr_at_recall(curve: list[dict[str, Any]], level: float = RECALL_LEVEL) -> f
     return None
 
 
+def snr_at_recall_by(truth: pd.DataFrame, column: str = "drift_rate",
+                     level: float = RECALL_LEVEL) -> list[dict[str, Any]]:
+    """`[{column: bin, snr_at_90}]`: the SNR at `level` recall within each bin of another axis."""
+    return [{column: _plain(value), "snr_at_90": snr_at_recall(recall_by(part, "snr"), level)}
+            for value, part in truth.groupby(BINS[column], sort=True)]
+
+
 def false_hit_rate(n_hits: int, bandwidth_mhz: float) -> dict[str, float]:
     """Hits per MHz, with a one-sided 95% Poisson upper limit (meaningful when few or none are seen)."""
     upper = 0.5 * chi2.ppf(0.95, 2 * (n_hits + 1))
@@ -68,7 +75,9 @@ def summarise(truth: pd.DataFrame, signal_hits: pd.DataFrame, noise_hits: pd.Dat
     smeared = {}
     for flag, part in truth.groupby("doppler_smearing"):
         curve = recall_by(part, "snr")
-        smeared["on" if flag else "off"] = {"recall_by_snr": curve, "snr_at_90": snr_at_recall(curve)}
+        smeared["on" if flag else "off"] = {"recall_by_snr": curve, "snr_at_90": snr_at_recall(curve),
+                                            "snr_at_90_by_drift": snr_at_recall_by(part, "drift_rate"),
+                                            "recall_drift_snr": recall_plane(part)}
     unmatched = int((signal_hits["signal"] < 0).sum()) if len(signal_hits) else 0
     position = {}
     if "found_position" in truth:
