@@ -65,14 +65,23 @@ def test_drift_search_blocks_equal_brute_force_over_every_drift(n_time):
     data = rng.normal(size=(n_time, width)).astype(np.float32)
     padded = np.zeros((16, padded_width(width, 16, max_bins, 128)), dtype=np.float32)
     padded[:n_time, :width] = data
-    best = np.full(width, -np.inf, dtype=np.float32)
-    bins = np.zeros(width, dtype=np.int32)
-    drift_search(padded, width, max_bins, 3, best, bins, 128)
+    best = np.empty(width, dtype=np.float32)
+    block = np.empty(width, dtype=np.int32)
+    drift_search(padded, width, max_bins, 3, best, block, 128)
     offsets = drift_offsets(16, max_bins)
     brute = np.array([[_path_sum(data, offsets[b], j) for b in range(max_bins + 1)] for j in range(width)])
     brute[:, :3] = -np.inf  # min_bins = 3
     np.testing.assert_allclose(best, brute.max(axis=1), atol=1e-4)
+    # refine over every drift finds the same maximum and names its drift
+    exact = np.full(width, -np.inf, dtype=np.float32)
+    bins = np.zeros(width, dtype=np.int32)
+    refine(data, 0.0, offsets, np.arange(width), np.full(width, max_bins), 0, max_bins, 3, max_bins, exact, bins)
+    np.testing.assert_allclose(exact, best, atol=1e-4)
+    assert (bins >= 3).all()
     np.testing.assert_allclose(brute[np.arange(width), bins], best, atol=1e-4)
+    # the winning block holds the winning drift (ties aside: equal sums in two blocks)
+    in_block = (bins >= block * 15) & (bins <= block * 15 + 15)
+    assert in_block.mean() > 0.95
 
 
 def test_refine_sums_the_same_paths_as_the_tree_for_both_signs():

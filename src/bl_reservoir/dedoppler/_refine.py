@@ -28,23 +28,24 @@ def refine(data: np.ndarray, pad_value: float, offsets: np.ndarray, columns: np.
            best: np.ndarray, best_bins: np.ndarray) -> None:
     """For each candidate (columns[n], drifts[n] signed bins), sum every path within the radii.
 
-    `data` is (n_time, W); rows past n_time count as zero, columns outside the band as
+    Signed drifts `t` with `min_bins <= |t| <= max_bins` follow `offsets[|t|]`, mirrored for
+    t < 0. `data` is (n_time, W); rows past n_time count as zero, columns outside the band as
     `pad_value`. Keeps the largest sum per start column in `best` / `best_bins` (signed bins).
     """
     n_time, width = data.shape
     for n in range(columns.shape[0]):
-        centre = drifts[n]
-        sign = 1 if centre >= 0 else -1
         for col in range(columns[n] - radius_cols, columns[n] + radius_cols + 1):
             if col < 0 or col >= width:
                 continue
-            for mag in range(abs(centre) - radius_bins, abs(centre) + radius_bins + 1):
+            for t in range(drifts[n] - radius_bins, drifts[n] + radius_bins + 1):
+                mag = abs(t)
                 if mag < min_bins or mag > max_bins:
                     continue
+                sign = 1 if t >= 0 else -1
                 total = 0.0
                 for i in range(n_time):
                     c = col + sign * offsets[mag, i]
                     total += data[i, c] if 0 <= c < width else pad_value
                 if total > best[col]:
                     best[col] = total
-                    best_bins[col] = sign * mag
+                    best_bins[col] = t

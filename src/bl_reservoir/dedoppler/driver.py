@@ -92,38 +92,59 @@ def _padded(block: np.ndarray, n_rows: int, max_bins: int, pad_value: float, rev
     return out
 
 
-def _search_both_signs(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int,
-                       pad_value: float) -> tuple[np.ndarray, np.ndarray]:
-    """Exhaustive tree search: best path sum per start channel over drifts of both signs."""
+def _best_sums(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int,
+               pad_value: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Exhaustive tree search over drifts of both signs: per start channel the best path sum, and
+    the signed centre of the drift block holding it, with the radius (bins) that block spans."""
+    width = block.shape[1]
+    step = max(n_rows - 1, 1)
+    best = np.empty(width, dtype=np.float32)
+    block_k = np.empty(width, dtype=np.int32)
+    drift_search(_padded(block, n_rows, max_bins, pad_value, False), width, max_bins, min_bins, best, block_k,
+                 _CHUNK)
+    best_r = np.empty(width, dtype=np.float32)
+    block_r = np.empty(width, dtype=np.int32)
+    drift_search(_padded(block, n_rows, max_bins, pad_value, True), width, max_bins, min_bins, best_r, block_r,
+                 _CHUNK)
+    best_r, block_r = best_r[::-1], block_r[::-1]
+    reverse = best_r > best
+    centre = np.where(reverse, -1, 1) * (np.where(reverse, block_r, block_k) * step + step // 2)
+    return np.where(reverse, best_r, best), centre.astype(np.int64), step - step // 2
+
+
+def _exact(block: np.ndarray, n_rows: int, pad_value: float, columns: np.ndarray, centres: np.ndarray,
+           radius_cols: int, radius_bins: int, min_bins: int, max_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sums along the tree's own paths near (column, signed drift) pairs: best sum and drift per column."""
     width = block.shape[1]
     best = np.full(width, -np.inf, dtype=np.float32)
     bins = np.zeros(width, dtype=np.int32)
-    drift_search(_padded(block, n_rows, max_bins, pad_value, False), width, max_bins, min_bins, best, bins, _CHUNK)
-    best_r = np.full(width, -np.inf, dtype=np.float32)
-    bins_r = np.zeros(width, dtype=np.int32)
-    drift_search(_padded(block, n_rows, max_bins, pad_value, True), width, max_bins, min_bins, best_r, bins_r, _CHUNK)
-    best_r, bins_r = best_r[::-1], -bins_r[::-1]
-    better = best_r > best
-    return np.where(better, best_r, best), np.where(better, bins_r, bins)
+    if columns.size:
+        refine(block, pad_value, drift_offsets(n_rows, max_bins), columns.astype(np.int64),
+               centres.astype(np.int64), radius_cols, radius_bins, min_bins, max_bins, best, bins)
+    return best, bins
+
+
+def _exhaustive(block: np.ndarray, grid: DriftGrid, pad_value: float, threshold: float, median: float,
+                std: float) -> tuple[np.ndarray, np.ndarray]:
+    """Tree sums for every channel; exact sums and drifts for those over the threshold."""
+    best, centre, radius = _best_sums(block, grid.n_rows, grid.max_bins, grid.min_bins, pad_value)
+    over = np.flatnonzero((best - median) / std >= threshold)
+    exact, bins = _exact(block, grid.n_rows, pad_value, over, centre[over], 0, radius,
+                         grid.min_bins, grid.max_bins)
+    best[over] = exact[over]
+    return best, bins
 
 
 def _coarse_to_fine(block: np.ndarray, grid: DriftGrid, pad_value: float,
                     threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Search pairs of summed channels (a quarter of the work), then sum exactly the paths near candidates."""
-    width = block.shape[1]
     coarse = block[:, 0::2] + block[:, 1::2]
-    med_c, std_c = noise_stats(coarse.sum(axis=0))
-    best_c, bins_c = _search_both_signs(coarse, grid.n_rows, grid.max_bins // 2 + 1,
-                                        max(0, grid.min_bins // 2 - 1), 2 * pad_value)
-    snr_c = (best_c - med_c) / std_c
-    cand = np.flatnonzero(snr_c >= threshold * CANDIDATE_FRACTION)
-    best = np.full(width, -np.inf, dtype=np.float32)
-    bins = np.zeros(width, dtype=np.int32)
-    if cand.size:
-        offsets = drift_offsets(grid.n_rows, grid.max_bins)
-        refine(block, pad_value, offsets, (2 * cand).astype(np.int64), (2 * bins_c[cand]).astype(np.int64),
-               3, 4, grid.min_bins, grid.max_bins, best, bins)
-    return best, bins
+    med_c, std_c = noise_stats(coarse.sum(axis=0, dtype=np.float64))
+    max_c, min_c = grid.max_bins // 2 + 1, max(0, grid.min_bins // 2 - 1)
+    best_c, centre_c, radius_c = _best_sums(coarse, grid.n_rows, max_c, min_c, 2 * pad_value)
+    cand = np.flatnonzero((best_c - med_c) / std_c >= threshold * CANDIDATE_FRACTION)
+    _, bins_c = _exact(coarse, grid.n_rows, 2 * pad_value, cand, centre_c[cand], 0, radius_c, min_c, max_c)
+    return _exact(block, grid.n_rows, pad_value, 2 * cand, 2 * bins_c[cand], 3, 4, grid.min_bins, grid.max_bins)
 
 
 def search_block(block: np.ndarray, header: dict, grid: DriftGrid, params: SearchParameters,
@@ -142,7 +163,7 @@ def search_block(block: np.ndarray, header: dict, grid: DriftGrid, params: Searc
     if (float(block.max()) * n_time - median) / std < params.snr:
         return empty  # not even a path of the brightest sample everywhere could make a hit
     if params.exhaustive or width % 2:
-        best, bins = _search_both_signs(block, grid.n_rows, grid.max_bins, grid.min_bins, pad_value)
+        best, bins = _exhaustive(block, grid, pad_value, params.snr, median, std)
     else:
         best, bins = _coarse_to_fine(block, grid, pad_value, params.snr)
     snr = (best - median) / std
@@ -170,8 +191,12 @@ def search_block(block: np.ndarray, header: dict, grid: DriftGrid, params: Searc
 
 def _stamps(block: np.ndarray, centres: np.ndarray, stamp_width: int, pad_value: float) -> np.ndarray:
     half = stamp_width // 2
-    padded = np.pad(block, ((0, 0), (half, half)), constant_values=pad_value)
-    return np.stack([padded[:, c:c + stamp_width] for c in centres]).astype(np.float32)
+    width = block.shape[1]
+    out = np.full((len(centres), block.shape[0], stamp_width), pad_value, dtype=np.float32)
+    for n, c in enumerate(centres):
+        lo, hi = max(0, c - half), min(width, c + half + 1)
+        out[n, :, lo - (c - half):hi - (c - half)] = block[:, lo:hi]
+    return out
 
 
 def search_observation(obs, params: SearchParameters) -> tuple[pd.DataFrame, np.ndarray, DriftGrid]:
