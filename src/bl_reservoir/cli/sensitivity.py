@@ -63,6 +63,10 @@ def _options(items: list[str], algorithms: list[str]) -> dict[str, list[str]]:
     return out
 
 
+def _snr(value: float | None) -> str:
+    return "not reached" if value is None else f"{value:.3g}"
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -105,9 +109,9 @@ def run(args: argparse.Namespace) -> int:
         if entry.get("error"):
             print(f"{alg}: failed: {entry['error']}")
             continue
-        s90 = entry["snr_at_90"]
-        print(f"{alg}: recall {entry['recall']:.0%}, SNR at 90% recall "
-              f"{'not reached' if s90 is None else f'{s90:.3g}'}, "
-              f"false hits {entry['false_hits']['per_mhz']:.3g} per MHz")
+        off = entry["doppler_smearing"].get("off", {}).get("snr_at_90")
+        print(f"{alg}: recall {entry['recall']:.0%}, SNR at 90% recall {_snr(entry['snr_at_90'])} "
+              f"(smearing off {_snr(off)}), false hits {entry['false_hits']['per_mhz']:.3g} per MHz "
+              f"({entry['false_hits']['count']} in {entry['false_hits']['bandwidth_mhz']:.3g} MHz)")
     print(f"report {out / report.MARKDOWN_NAME}, also at {uri}")
     return 1 if any(e.get("error") for e in doc["algorithms"].values()) else 0
