@@ -115,16 +115,17 @@ class Cluster:
         _wait_for(scheduler_file.exists, 60, "the scheduler file")
         self.address = json.loads(_wait_for(scheduler_file.read_text, 10, "the scheduler address"))["address"]
 
-    def _spawn(self, argv: list[str], name: str) -> subprocess.Popen:
+    def _spawn(self, argv: list[str], name: str, env: dict | None = None) -> subprocess.Popen:
         log = open(self.tmp / f"{name}.log", "w")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         self.procs.append(proc)
         return proc
 
-    def add_worker(self, name: str, nthreads: int = 1) -> str:
-        """Start a worker; its address once the scheduler knows it."""
-        proc = self._spawn([sys.executable, "-m", "bl_reservoir.cli", "-v", "worker", "--scheduler", self.address,
-                            "--nthreads", str(nthreads), "--name", name], name)
+    def add_worker(self, name: str, nthreads: int = 1, argv: list[str] | None = None) -> str:
+        """Start a worker (`bl-reservoir worker`, or `argv` with DASK_SCHEDULER_ADDRESS set); its address."""
+        argv = argv or [sys.executable, "-m", "bl_reservoir.cli", "-v", "worker", "--scheduler", self.address,
+                        "--nthreads", str(nthreads), "--name", name]
+        proc = self._spawn(argv, name, env={**os.environ, "DASK_SCHEDULER_ADDRESS": self.address})
         pattern = re.compile(r"Start worker at:\s+(\S+)")
         log = self.tmp / f"{name}.log"
 

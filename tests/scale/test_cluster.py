@@ -40,7 +40,7 @@ def _assert_one_complete_result_each(jobs: list[dict], inputs: list[str], states
 def test_worker_killed_mid_job_is_retried_elsewhere(cluster, small_obs, scale_env):
     inputs = _inputs(small_obs, 6)
     w1, w2 = cluster.workers
-    submitter = _submit(SLOW_ALG, *inputs, "--scheduler", cluster.address, "--", "--seconds", "3")
+    submitter = _submit(SLOW_ALG, *inputs, "--scheduler", cluster.address, "--", "--seconds", "2")
     store = Store(os.environ["BL_RESERVOIR_DB"])
     running_on_w1 = _wait_for(lambda: [j for j in store.list_jobs() if j["state"] == "running" and j["worker"] == w1],
                               120, "a job running on w1")
@@ -58,6 +58,9 @@ def test_worker_killed_mid_job_is_retried_elsewhere(cluster, small_obs, scale_en
 
 def test_submitter_killed_then_resumed_runs_each_job_once(cluster, small_obs, scale_env):
     inputs = _inputs(small_obs, 6)
+    # the original Docker CMD with no input joins as a worker for its algorithm only (DASK_SCHEDULER_ADDRESS)
+    energy_only = cluster.add_worker("energy", argv=[sys.executable, "-m",
+                                                     "bl_reservoir.energy_detection.energy_detection"])
     submitter = _submit(SLOW_ALG, *inputs, "--scheduler", cluster.address, "--", "--seconds", "2")
     store = Store(os.environ["BL_RESERVOIR_DB"])
     _wait_for(lambda: store.list_jobs(state="succeeded") and store.list_jobs(state="running"), 120,
@@ -73,6 +76,15 @@ def test_submitter_killed_then_resumed_runs_each_job_once(cluster, small_obs, sc
     _assert_one_complete_result_each(store.list_jobs(campaign), inputs, states=("succeeded", "skipped"))
     assert runs_per_input(scale_env) == {f"obs{i}.h5": 1 for i in range(6)}
     assert store.get_campaign(campaign)["state"] == "finished"
+    assert energy_only not in {j["worker"] for j in store.list_jobs(campaign)}   # resources kept jobs off it
+
+    # detached: the id comes back at once; the tasks write the store themselves (all skipped: results exist)
+    out = cli("submit", SLOW_ALG, *inputs, "--scheduler", cluster.address, "--detach", "--", "--seconds", "2")
+    assert out.returncode == 0, out.stderr[-3000:]
+    detached = out.stdout.split()[-1]
+    assert store.get_campaign(detached)["algorithm"] == SLOW_ALG
+    _wait_for(lambda: store.get_campaign(detached)["state"] == "finished", 120, "the detached campaign")
+    assert store.campaign_counts(detached)["skipped"] == 6
 
 
 def test_embedded_cluster_corrupt_inputs_fail_then_retry_succeeds(small_obs, scale_env):
