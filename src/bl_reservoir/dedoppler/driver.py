@@ -84,28 +84,38 @@ def noise_stats(integrated: np.ndarray) -> tuple[float, float]:
     return float(median), std if std > 0 else 1.0
 
 
-def _padded(block: np.ndarray, n_rows: int, max_bins: int, pad_value: float, reverse: bool) -> np.ndarray:
-    n_time, width = block.shape
-    out = np.zeros((n_rows, padded_width(width, n_rows, max_bins, _CHUNK)), dtype=np.float32)
-    out[:n_time, :width] = block[:, ::-1] if reverse else block
-    out[:n_time, width:] = pad_value
-    return out
+def _fill(block: np.ndarray, padded: np.ndarray, factor: int, reverse: bool, pad_value: float) -> None:
+    """`padded` <- `block` with every `factor` (1 or 2) adjacent channels summed, optionally channel-reversed;
+    zero rows past n_time, `pad_value` past the band."""
+    n_time, width = block.shape[0], block.shape[1] // factor
+    target = padded[:n_time, :width]
+    step = -factor if reverse else factor
+    if factor == 1:
+        target[...] = block[:, ::-1] if reverse else block
+    elif reverse:
+        np.add(block[:, -2::step], block[:, -1::step], out=target)
+    else:
+        np.add(block[:, 0::step], block[:, 1::step], out=target)
+    padded[:n_time, width:] = pad_value
+    padded[n_time:] = 0.0
 
 
-def _best_sums(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int,
-               pad_value: float) -> tuple[np.ndarray, np.ndarray, int]:
-    """Exhaustive tree search over drifts of both signs: per start channel the best path sum, and
-    the signed centre of the drift block holding it, with the radius (bins) that block spans."""
-    width = block.shape[1]
+def _best_sums(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int, pad_value: float,
+               factor: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
+    """Exhaustive tree search over drifts of both signs of `block` with every `factor` channels summed:
+    per start channel the best path sum, and the signed centre of the drift block holding it, with
+    the radius (bins) that block spans."""
+    width = block.shape[1] // factor
     step = max(n_rows - 1, 1)
+    padded = np.empty((n_rows, padded_width(width, n_rows, max_bins, _CHUNK)), dtype=np.float32)
     best = np.empty(width, dtype=np.float32)
     block_k = np.empty(width, dtype=np.int32)
-    drift_search(_padded(block, n_rows, max_bins, pad_value, False), width, max_bins, min_bins, best, block_k,
-                 _CHUNK)
+    _fill(block, padded, factor, False, pad_value)
+    drift_search(padded, width, max_bins, min_bins, best, block_k, _CHUNK)
     best_r = np.empty(width, dtype=np.float32)
     block_r = np.empty(width, dtype=np.int32)
-    drift_search(_padded(block, n_rows, max_bins, pad_value, True), width, max_bins, min_bins, best_r, block_r,
-                 _CHUNK)
+    _fill(block, padded, factor, True, pad_value)
+    drift_search(padded, width, max_bins, min_bins, best_r, block_r, _CHUNK)
     best_r, block_r = best_r[::-1], block_r[::-1]
     reverse = best_r > best
     centre = np.where(reverse, -1, 1) * (np.where(reverse, block_r, block_k) * step + step // 2)
@@ -135,14 +145,14 @@ def _exhaustive(block: np.ndarray, grid: DriftGrid, pad_value: float, threshold:
     return best, bins
 
 
-def _coarse_to_fine(block: np.ndarray, grid: DriftGrid, pad_value: float,
+def _coarse_to_fine(block: np.ndarray, integrated: np.ndarray, grid: DriftGrid, pad_value: float,
                     threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Search pairs of summed channels (a quarter of the work), then sum exactly the paths near candidates."""
-    coarse = block[:, 0::2] + block[:, 1::2]
-    med_c, std_c = noise_stats(coarse.sum(axis=0, dtype=np.float64))
     max_c, min_c = grid.max_bins // 2 + 1, max(0, grid.min_bins // 2 - 1)
-    best_c, centre_c, radius_c = _best_sums(coarse, grid.n_rows, max_c, min_c, 2 * pad_value)
+    best_c, centre_c, radius_c = _best_sums(block, grid.n_rows, max_c, min_c, 2 * pad_value, factor=2)
+    med_c, std_c = noise_stats(integrated[0::2] + integrated[1::2])
     cand = np.flatnonzero((best_c - med_c) / std_c >= threshold * CANDIDATE_FRACTION)
+    coarse = block[:, 0::2] + block[:, 1::2] if cand.size else block[:, :0]
     _, bins_c = _exact(coarse, grid.n_rows, 2 * pad_value, cand, centre_c[cand], 0, radius_c, min_c, max_c)
     return _exact(block, grid.n_rows, pad_value, 2 * cand, 2 * bins_c[cand], 3, 4, grid.min_bins, grid.max_bins)
 
@@ -156,7 +166,8 @@ def search_block(block: np.ndarray, header: dict, grid: DriftGrid, params: Searc
     n_time, width = block.shape
     if params.blank_dc:
         blank_dc(block)
-    median, std = noise_stats(block.sum(axis=0, dtype=np.float64))
+    integrated = block.sum(axis=0, dtype=np.float64)
+    median, std = noise_stats(integrated)
     pad_value = median / n_time
     stamp_width = 2 * (grid.excursion() + _STAMP_MARGIN) + 1
     empty = pd.DataFrame(columns=HIT_COLUMNS), np.zeros((0, n_time, stamp_width), dtype=np.float32)
@@ -165,7 +176,7 @@ def search_block(block: np.ndarray, header: dict, grid: DriftGrid, params: Searc
     if params.exhaustive or width % 2:
         best, bins = _exhaustive(block, grid, pad_value, params.snr, median, std)
     else:
-        best, bins = _coarse_to_fine(block, grid, pad_value, params.snr)
+        best, bins = _coarse_to_fine(block, integrated, grid, pad_value, params.snr)
     snr = (best - median) / std
     n_candidates = int(np.count_nonzero(snr >= params.snr))
     found = hit_search(snr, params.snr, grid.excursion())
