@@ -41,7 +41,7 @@ def test_reads_one_stamp_without_loading_the_file(bucket):
 
 
 def test_hits_header_and_manifest(bucket):
-    root, reader = bucket
+    _, reader = bucket
     manifest, version = reader.manifest(REF)
     assert manifest["n_hits"] == 7 and len(version) == 16
     assert reader.hits(REF)["index"].tolist() == reader.hits(REF, version)["index"].tolist()

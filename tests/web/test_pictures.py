@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 from _webapp import png_size
 
-from bl_reservoir.web.pictures import (PictureCache, overview_png, reference_column, stamp_axes, thumbnail_png,
-                                       track_columns, waterfall_png)
+from bl_reservoir.web.pictures import (
+    PictureCache,
+    overview_png,
+    reference_column,
+    stamp_axes,
+    thumbnail_png,
+    track_columns,
+    waterfall_png,
+)
 
 HEADER = {"foff": -2.7939677238464355e-6, "tsamp": 18.253611008, "fch1": 1501.0, "nchans": 8192,
           "source_name": "TEST"}

@@ -95,8 +95,8 @@ def _warm_imports() -> None:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.backends.backend_agg  # noqa: F401
-    import matplotlib.figure  # noqa: F401
+    import matplotlib.backends.backend_agg
+    import matplotlib.figure
     import pyarrow.parquet  # noqa: F401
 
 

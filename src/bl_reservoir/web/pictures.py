@@ -107,7 +107,7 @@ def track_columns(stamp: np.ndarray, header: Mapping[str, Any], hit: Mapping[str
     shift = 0.0
     if drift is not None and np.isfinite(drift) and foff_hz:
         shift = float(drift) * (n_time - 1) * float(header.get("tsamp") or 1.0) / foff_hz
-    lo, hi = sorted((ref, ref + int(round(shift))))
+    lo, hi = sorted((ref, ref + round(shift)))
     return slice(max(0, lo - margin), min(width, hi + margin + 1))
 
 
