@@ -281,6 +281,13 @@ def test_original_docker_cmd_without_input_needs_the_worker(monkeypatch, capsys)
     assert "worker mode for energy_detection/preprocess_fine needs bl_reservoir.scale.worker" in capsys.readouterr().err
 
 
+def test_original_docker_cmd_help(capsys):
+    assert runner.module_main("dedoppler/search", ["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m bl_reservoir.dedoppler.dedoppler [INPUT")
+    assert "joins the Dask cluster at DASK_SCHEDULER_ADDRESS as a worker for dedoppler/search" in out
+
+
 def test_cli_run_shows_progress_and_passes_options(algos, strong_signal_obs, tmp_path, capsys):
     from bl_reservoir.cli import main
 
