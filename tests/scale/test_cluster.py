@@ -113,3 +113,26 @@ def test_embedded_cluster_corrupt_inputs_fail_then_retry_succeeds(small_obs, sca
     assert out.returncode == 0, out.stderr[-3000:]
     assert store.campaign_counts(campaign)["succeeded"] == 8
     assert runs_per_input(scale_env)["obs0.h5"] == 1   # the retry left the good jobs alone
+
+
+def test_cancel_stops_a_running_campaign(small_obs, scale_env):
+    import threading
+
+    from bl_reservoir.scale import campaigns
+    from bl_reservoir.scale.engine import Engine
+
+    inputs = _inputs(small_obs, 4)
+    store = Store(os.environ["BL_RESERVOIR_DB"])
+    done: dict = {}
+    with Engine(n_workers=1) as engine:
+        worker = threading.Thread(target=lambda: done.update(result=campaigns.submit(
+            SLOW_ALG, inputs, options=["--seconds", "3"], engine=engine)))
+        worker.start()
+        _wait_for(lambda: store.list_jobs(state="running"), 120, "a running job")
+        campaign = store.list_campaigns()[0]["id"]
+        assert cli("cancel", campaign).returncode == 0
+        worker.join(timeout=60)
+        assert not worker.is_alive(), "submit did not return after the cancel"
+    counts = done["result"][1]
+    assert counts["cancelled"] >= 3 and counts["queued"] == counts["running"] == 0
+    assert store.get_campaign(campaign)["state"] == "cancelled"
