@@ -19,7 +19,8 @@ import importlib.util, pickle, sys
 from pathlib import Path
 import numpy as np, pandas as pd
 out = Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
-header = {"prefix": sys.prefix, "sees_bl_reservoir": importlib.util.find_spec("bl_reservoir") is not None}
+header = {"prefix": sys.prefix, "sees_bl_reservoir": importlib.util.find_spec("bl_reservoir") is not None,
+          "cwd": str(Path.cwd())}
 pickle.dump(header, open(out / "header.pkl", "wb"))
 pd.DataFrame({"index": [], "freqs": [], "coarse_channel": []}).to_pickle(out / "info_df.pkl")
 np.save(out / "filtered.npy", np.zeros((0, 16, 8), np.float32))
@@ -70,4 +71,4 @@ def test_scaffold_runs_as_is_in_its_own_environment(tmp_path, monkeypatch, stron
     # Same venv for the package's other script, and it is isolated from this project.
     probe = runner.run_job("my_search/probe", str(path), bucket=str(bucket))
     header = json.loads((Path(probe.result_uri) / "header.json").read_text())
-    assert header == {"prefix": str(env), "sees_bl_reservoir": False}
+    assert header == {"prefix": str(env), "sees_bl_reservoir": False, "cwd": str(package)}

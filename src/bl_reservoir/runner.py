@@ -147,19 +147,21 @@ def _log_tail(path: Path, n: int = LOG_TAIL_LINES) -> str:
     return " | ".join(lines[-n:])
 
 
-def _run_algorithm(cmd: list[str], log_path: Path, timeout: float, label: str, isolated: bool = False) -> float:
+def _run_algorithm(cmd: list[str], log_path: Path, timeout: float, label: str,
+                   package_dir: Path | None = None) -> float:
     """Run the C1 command with output to `log_path`; seconds taken. Kills the whole process group on timeout.
 
-    `isolated` (external packages): no PYTHONPATH/PYTHONHOME/VIRTUAL_ENV leaks into their own venv.
+    An external package (`package_dir`) runs from its own folder, as the original image ran
+    `cd <package> && python3 <script>`, and no PYTHONPATH/PYTHONHOME/VIRTUAL_ENV leaks into its venv.
     """
     start = time.monotonic()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if isolated:
+    if package_dir is not None:
         for name in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
             env.pop(name, None)
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=env, cwd=log_path.parent)
+                                start_new_session=True, env=env, cwd=package_dir or log_path.parent)
         try:
             code = proc.wait(timeout=timeout)
         except BaseException as exc:
@@ -245,7 +247,7 @@ def _execute(job: _Job, bucket_uri: str, options: list[str], force: bool, timeou
     label = f"{alg.name} on {job.input_uri}"
     log_path = scratch / LOG_FILE
     try:
-        _run_algorithm(cmd, log_path, timeout, label, isolated=alg.kind == "external")
+        _run_algorithm(cmd, log_path, timeout, label, package_dir=alg.package_dir)
     finally:
         if log_path.exists():
             shutil.copyfile(log_path, out / LOG_FILE)
