@@ -93,3 +93,11 @@ def test_bad_spec_and_option_are_usage_errors(tmp_path, capsys):
     assert "--snr '5:x:3'" in capsys.readouterr().err
     assert main(["sensitivity", "dedoppler/search", "-o", "other/alg=--x 1", "--out", str(tmp_path)]) == 2
     assert "--option" in capsys.readouterr().err
+
+
+def test_negative_drift_spec_is_a_value():
+    from bl_reservoir.cli import build_parser
+
+    argv = ["sensitivity", "dedoppler/search", "--drift", "-4:4:9", "--snr", "5:50:10"]
+    args = build_parser(argv).parse_args(argv)
+    assert args.drift == "-4:4:9" and args.algorithms == ["dedoppler/search"]

@@ -10,6 +10,8 @@ HELP = "measure an algorithm's sensitivity by injection and recovery"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    # `--drift -4:4:9` must read as a value, not an option: argparse only knows plain negative numbers
+    parser._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.]+:[-\d.:]*$")
     parser.add_argument("algorithms", metavar="ALG", nargs="+", help="algorithms to measure (package/name)")
     parser.add_argument("--snr", default="5:50:10", metavar="LO:HI:N", help="injected SNR values (default 5:50:10)")
     parser.add_argument("--drift", default="-4:4:9", metavar="LO:HI:N",
