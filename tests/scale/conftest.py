@@ -110,8 +110,11 @@ class Cluster:
         self.workers: dict[str, subprocess.Popen] = {}   # worker address -> process
         scheduler_file = tmp_path / "scheduler.json"
         dask_cli = Path(sys.executable).with_name("dask")
+        # allowed-failures 0: the scheduler gives a lost task up at once, so the engine's own retry
+        # (up to --max-attempts, counted in the store) is what the tests exercise
         self._spawn([str(dask_cli), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                     "--scheduler-file", str(scheduler_file)], "scheduler")
+                     "--scheduler-file", str(scheduler_file)], "scheduler",
+                    env={**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"})
         _wait_for(scheduler_file.exists, 60, "the scheduler file")
         self.address = json.loads(_wait_for(scheduler_file.read_text, 10, "the scheduler address"))["address"]
 
