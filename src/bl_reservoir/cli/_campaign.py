@@ -50,7 +50,8 @@ def run_with_progress(start: Callable[..., Any], *args: Any, detach: bool = Fals
 
 
 def print_summary(db: str | None, campaign: str) -> int:
-    """Counts and jobs of a campaign, where the results are; exit code 8 if any job failed."""
+    """Counts and jobs of a campaign, where the results are; exit code 8 if any job failed, 1 if
+    some never finished."""
     from rich.console import Console
 
     from bl_reservoir import settings
@@ -69,4 +70,8 @@ def print_summary(db: str | None, campaign: str) -> int:
         console.print(jobs_table(jobs, title=f"jobs of campaign {campaign}"))
     console.print(counts_table([row]))
     console.print(f"results in {row['bucket']}  (job store {store.url})")
+    unfinished = row["counts"]["queued"] + row["counts"]["running"]
+    if unfinished and row["state"] != "cancelled":   # e.g. the scheduler went away under us
+        console.print(f"{unfinished} jobs did not finish: bl-reservoir resume {campaign}")
+        return 1
     return JobFailed.exit_code if row["counts"]["failed"] else 0
