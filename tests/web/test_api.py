@@ -271,3 +271,11 @@ def test_openapi_lists_every_c7_route(client):
         assert path in paths, path
     assert "post" in paths["/api/jobs"]
     assert client.get("/docs").status_code == 200
+
+
+def test_an_unindexed_observation_is_read_from_the_bucket(runner_bucket, tmp_path):
+    with make_client(runner_bucket[0], tmp_path / "store.db", index_on_start=False) as c:
+        assert c.get("/api/observations").json()["total"] == 0  # lists come from the index only
+        found = c.get(f"/api/observations/{OBS}").json()
+        assert [r["algorithm"] for r in found["results"]] == ["dedoppler/search", "energy_detection/preprocess_fine"]
+        assert c.get(f"{DD}/hits/0.png?size=thumb").status_code == 200

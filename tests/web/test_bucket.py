@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -107,3 +108,10 @@ def test_sensitivity_reports(bucket):
     with pytest.raises(NotInBucket):
         reader.report_picture("dedoppler-quick", "report.md")
     assert list(reader.scan()) == [REF]  # reports are not results
+
+
+def test_results_of_one_observation_in_order(bucket):
+    root, reader = bucket
+    shutil.copytree(root / REF.obs / REF.package / REF.name, root / REF.obs / "dedoppler" / "search")
+    assert reader.results_of(REF.obs) == [ResultRef(REF.obs, "dedoppler", "search"), REF]
+    assert [ref.algorithm for ref in reader.scan()] == ["dedoppler/search", "energy_detection/preprocess_fine"]

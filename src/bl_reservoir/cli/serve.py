@@ -20,11 +20,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from bl_reservoir import settings
     from bl_reservoir.errors import UsageError
-    from bl_reservoir.web import create_app
+
+    try:
+        import uvicorn
+
+        from bl_reservoir.web import create_app
+    except ImportError as exc:
+        raise UsageError(f"bl-reservoir serve needs the web extra: pip install 'bl-reservoir[web]' ({exc})") from None
 
     if args.auth_read and not settings.token():
         raise UsageError("--auth-read needs BL_RESERVOIR_TOKEN: without a token nobody could read")

@@ -50,7 +50,7 @@ def check_names(*names: str) -> None:
             raise NotInBucket(name)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class ResultRef:
     """One results folder: `<bucket>/<obs>/<package>/<name>` (contract C3)."""
 
