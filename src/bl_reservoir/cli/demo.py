@@ -8,7 +8,8 @@ import argparse
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="bl-demo", help="folder for the synthetic cadence (default ./bl-demo)")
-    parser.add_argument("--bucket", metavar="URI", help="where results go (default: BL_RESERVOIR_BUCKET, else ./bl-scale)")
+    parser.add_argument("--bucket", metavar="URI",
+                        help="where results go (default: BL_RESERVOIR_BUCKET, else ./bl-scale)")
     parser.add_argument("--db", metavar="URL", help="job store URL (default: a SQLite file beside the bucket)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the synthetic cadence (default 1)")
 
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
                      "" if h["snr"] is None else f"{h['snr']:.1f}")
     if found:
         console.print(hits)
-    console.print(f"results: {rows[0]['bucket'] if rows else settings.bucket(args.bucket)}/<observation>/<package>/<name>/")
+    bucket = rows[0]["bucket"] if rows else settings.bucket(args.bucket)
+    console.print(f"results: {bucket}/<observation>/<package>/<name>/")
     console.print(f"job store: {store.url}")
     console.print("browse them: bl-reservoir serve   then open http://127.0.0.1:8000")
     failed = sum(c.counts.get("failed", 0) for c in done)
