@@ -155,3 +155,16 @@ def test_bad_url_is_a_usage_error(tmp_path):
 
 def test_band_of():
     assert band_of(1100.0, 1900.0) == "L" and band_of(4000.0, 7800.0) == "C" and band_of(None, 1.0) is None
+
+
+def test_jobs_of_the_newest_campaign_come_first(store):
+    import time
+
+    old = store.create_campaign("a/b", ["/d/1.h5", "/d/2.h5"], bucket="/b")
+    time.sleep(0.01)   # `created` has millisecond resolution
+    new = store.create_campaign("a/b", ["/d/3.h5"], bucket="/b")
+    assert [(j["campaign"], j["input_uri"]) for j in store.list_jobs()] == [
+        (new, "/d/3.h5"), (old, "/d/1.h5"), (old, "/d/2.h5")]
+    with pytest.raises(UsageError, match="cannot open the job store") as refused:
+        Store("postgresql+psycopg://u:secret@127.0.0.1:1/x")
+    assert "secret" not in str(refused.value) and "***" in str(refused.value)

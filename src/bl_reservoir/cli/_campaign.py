@@ -69,7 +69,7 @@ def print_summary(db: str | None, campaign: str) -> int:
     if jobs:
         console.print(jobs_table(jobs, title=f"jobs of campaign {campaign}"))
     console.print(counts_table([row]))
-    console.print(f"results in {row['bucket']}  (job store {store.url})")
+    console.print(f"results in {row['bucket']}  (job store {store.safe_url})")
     unfinished = row["counts"]["queued"] + row["counts"]["running"]
     if unfinished and row["state"] != "cancelled":   # e.g. the scheduler went away under us
         console.print(f"{unfinished} jobs did not finish: bl-reservoir resume {campaign}")

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(hits)
     bucket = rows[0]["bucket"] if rows else settings.bucket(args.bucket)
     console.print(f"results: {bucket}/<observation>/<package>/<name>/")
-    console.print(f"job store: {store.url}")
+    console.print(f"job store: {store.safe_url}")
     console.print("browse them: bl-reservoir serve   then open http://127.0.0.1:8000")
     failed = sum(c.counts.get("failed", 0) for c in done)
     return JobFailed.exit_code if failed else 0

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     if args.campaign is None:
         listed = store.list_campaigns(limit=args.limit)
         if not listed:
-            console.print(f"no campaigns in {store.url}")
+            console.print(f"no campaigns in {store.safe_url}")
             return 0
         console.print(counts_table(listed))
         return 0

@@ -11,6 +11,7 @@ The API others script against (the web front end above all); rows come back as p
     store.add_jobs(cid, inputs) -> [job ids]
     store.get_campaign(cid), store.list_campaigns(limit), store.campaign_counts(cid) -> {state: n}
     store.list_jobs(campaign=None, state=None, limit, offset), store.get_job(job_id)
+    store.safe_url                                       # the URL with its password masked, for messages
     store.record_event(event) -> id                      # runner event dict {"event", "time", "job", ...}
     store.job_events(job_id, after_id=0, limit)          # events with id > after_id, oldest first
     store.start_attempt(job_id, worker), store.finish_job(job_id, state, ...)
@@ -77,10 +78,11 @@ class Store:
         try:
             t.migrate(self.engine)
         except sa.exc.OperationalError as exc:
-            raise UsageError(f"{self._safe_url}: cannot open the job store ({exc.orig})") from None
+            raise UsageError(f"{self.safe_url}: cannot open the job store ({exc.orig})") from None
 
     @property
-    def _safe_url(self) -> str:
+    def safe_url(self) -> str:
+        """The URL with any password masked: the one to print or log."""
         return self.engine.url.render_as_string(hide_password=True)
 
     def close(self) -> None:
@@ -120,7 +122,7 @@ class Store:
         with self.engine.connect() as conn:
             row = _row(conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == campaign)).first())
         if row is None:
-            raise UsageError(f"campaign {campaign}: no such campaign in {self._safe_url}")
+            raise UsageError(f"campaign {campaign}: no such campaign in {self.safe_url}")
         return row
 
     def list_campaigns(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
@@ -163,8 +165,9 @@ class Store:
 
     def list_jobs(self, campaign: str | None = None, state: str | Sequence[str] | None = None,
                   limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
-        """Jobs in campaign order (newest campaigns' jobs last when no campaign is given)."""
-        query = sa.select(t.jobs).order_by(t.jobs.c.campaign, t.jobs.c.seq).offset(offset)
+        """Jobs in input order within a campaign, newest campaign first."""
+        query = (sa.select(t.jobs).join(t.campaigns, t.campaigns.c.id == t.jobs.c.campaign)
+                 .order_by(t.campaigns.c.created.desc(), t.jobs.c.campaign, t.jobs.c.seq).offset(offset))
         if campaign is not None:
             query = query.where(t.jobs.c.campaign == campaign)
         if state is not None:
@@ -179,7 +182,7 @@ class Store:
         with self.engine.connect() as conn:
             row = _row(conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).first())
         if row is None:
-            raise UsageError(f"job {job_id}: no such job in {self._safe_url}")
+            raise UsageError(f"job {job_id}: no such job in {self.safe_url}")
         return row
 
     def start_attempt(self, job_id: str, worker: str | None = None, time: str | None = None) -> None:
