@@ -57,6 +57,19 @@ def test_worker_killed_mid_job_is_retried_elsewhere(cluster, small_obs, scale_en
         assert job["attempts"] == len(started_on) and started_on[-1] == job["worker"]
         assert job["attempts"] == (2 if w1 in started_on else 1)
 
+    # with --max-attempts 1 a job whose worker dies fails, saying so, and submit exits non-zero
+    w3 = cluster.add_worker("w3")
+    cluster.kill(w2)
+    submitter = _submit(SLOW_ALG, inputs[0], "--scheduler", cluster.address, "--max-attempts", "1", "--force",
+                        "--", "--seconds", "2")
+    doomed = _wait_for(lambda: [j for j in store.list_jobs(state="running") if j["worker"] == w3], 120,
+                       "the job running on w3")
+    cluster.kill(w3)
+    out, err = submitter.communicate(timeout=120)
+    assert submitter.returncode == 8, err[-3000:]
+    failed = store.get_job(doomed[0]["id"])
+    assert failed["state"] == "failed" and failed["error"] == f"{inputs[0]}: worker lost on each of 1 attempts"
+
 
 def test_submitter_killed_then_resumed_runs_each_job_once(cluster, small_obs, scale_env):
     inputs = _inputs(small_obs, 6)
