@@ -4,7 +4,7 @@
 
 Synthesises 1- and 4-coarse-channel BL-like .h5 files (2**20 fine channels each, known signals),
 runs turboSETI (`FindDoppler(max_drift=4, snr=10)`, its own venv) and ours (`--max-drift 4
---snr 10`; all numba threads, then one thread) each in its own process, and prints wall time per
+--snr 10`; one thread, then --threads 0) each in its own process, and prints wall time per
 coarse channel (best of --repeat: the least disturbed by other load), peak RSS of that process,
 recall against the truth table and false hits, and the ratios. A hit matches a signal within 4
 channels and 2 drift bins.
@@ -32,8 +32,9 @@ from bl_reservoir.synth import COARSE_WIDTH, make_observation, truth_path  # noq
 
 DRIFT_BIN = 0.010204255741040042  # Hz/s
 TURBOSETI = """
-import sys, time
+import os, sys, time
 from turbo_seti.find_doppler.find_doppler import FindDoppler
+os.makedirs(sys.argv[2], exist_ok=True)
 t = time.perf_counter()
 FindDoppler(sys.argv[1], max_drift=4, snr=10, out_dir=sys.argv[2], log_level_int=30).search()
 print("SEARCH_SECONDS", time.perf_counter() - t)
@@ -41,22 +42,27 @@ print("SEARCH_SECONDS", time.perf_counter() - t)
 OURS = """
 import sys, time
 from bl_reservoir.dedoppler.search import build_parser, run
+import bl_reservoir.dedoppler.driver, bl_reservoir.dedoppler.datfile, bl_reservoir.results, bl_reservoir.io
+# imports stay outside the timing, as turboSETI's do above; numba's first-call set-up stays inside for both
 t = time.perf_counter()
-run(build_parser().parse_args([sys.argv[1], sys.argv[2], "--max-drift", "4", "--snr", "10", "--quiet"]))
+run(build_parser().parse_args([sys.argv[1], sys.argv[2], "--max-drift", "4", "--snr", "10", "--quiet", *sys.argv[3:]]))
 print("SEARCH_SECONDS", time.perf_counter() - t)
 """
 
 
-def measure(cmd: list[str], env: dict | None = None) -> dict:
+def measure(cmd: list[str]) -> dict:
     """Run one process; its search seconds (printed), wall seconds and peak RSS (MiB, this child only)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    out, err = proc.stdout.read(), proc.stderr.read()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {err[-2000:]}")
+    with tempfile.TemporaryFile("w+") as out_f, tempfile.TemporaryFile("w+") as err_f:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out_f, stderr=err_f, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS, not the largest so far
+        wall = time.perf_counter() - t0
+        out_f.seek(0), err_f.seek(0)
+        out, err = out_f.read(), err_f.read()
+    code = os.waitstatus_to_exitcode(status)
+    proc.returncode = code
+    if code:
+        raise RuntimeError(f"{cmd[0]} failed ({code}): {err[-2000:]}")
     search = float(next(line.split()[1] for line in out.splitlines() if line.startswith("SEARCH_SECONDS")))
     return {"search_s": search, "process_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024}
 
@@ -96,15 +102,15 @@ def main() -> int:
                              snr_range=(10.0, 50.0), drift_range=(-4.0, 4.0))
         truth = pd.read_csv(truth_path(path))
         tools = {
-            "turboSETI 2.3.2": ([str(ts_python), "-c", TURBOSETI], None),
-            "ours (all threads)": ([sys.executable, "-c", OURS], None),
-            "ours (1 thread)": ([sys.executable, "-c", OURS], {**os.environ, "NUMBA_NUM_THREADS": "1"}),
+            "turboSETI 2.3.2": ([str(ts_python), "-c", TURBOSETI], []),
+            "ours (1 thread)": ([sys.executable, "-c", OURS], []),
+            "ours (all threads)": ([sys.executable, "-c", OURS], ["--threads", "0"]),
         }
         best: dict[str, dict] = {}
         for _ in range(args.repeat):
-            for name, (cmd, env) in tools.items():  # interleaved, so load changes hit every tool alike
+            for name, (cmd, extra) in tools.items():  # interleaved, so load changes hit every tool alike
                 out = args.out / f"{name.split()[0].lower()}_{n_cc}cc"
-                m = measure([*cmd, str(path), str(out)], env)
+                m = measure([*cmd, str(path), str(out), *extra])
                 if name not in best or m["search_s"] < best[name]["search_s"]:
                     best[name] = {**m, "out": out}
         for name, m in best.items():

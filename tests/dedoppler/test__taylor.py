@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bl_reservoir.dedoppler._refine import drift_offsets, refine
-from bl_reservoir.dedoppler._taylor import drift_search, padded_width, taylor_path, taylor_tree
+from bl_reservoir.dedoppler._taylor import drift_search, drift_search_threaded, padded_width, taylor_path, taylor_tree
 
 
 def _path_sum(data: np.ndarray, offsets: np.ndarray, start: int) -> float:
@@ -79,6 +79,11 @@ def test_drift_search_blocks_equal_brute_force_over_every_drift(n_time):
     np.testing.assert_allclose(exact, best, atol=1e-4)
     assert (bins >= 3).all()
     np.testing.assert_allclose(brute[np.arange(width), bins], best, atol=1e-4)
+    # the threaded kernel computes the same
+    best_t = np.empty(width, dtype=np.float32)
+    block_t = np.empty(width, dtype=np.int32)
+    drift_search_threaded(padded, width, max_bins, 3, best_t, block_t, 128)
+    np.testing.assert_array_equal(best_t, best)
     # the winning block holds the winning drift (ties aside: equal sums in two blocks)
     in_block = (bins >= block * 15) & (bins <= block * 15 + 15)
     assert in_block.mean() > 0.95

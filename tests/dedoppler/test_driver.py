@@ -58,7 +58,7 @@ def test_noise_alone_gives_no_hit(small_obs):
 def test_coarse_to_fine_reports_what_the_exhaustive_search_reports(small_obs):
     path, _ = small_obs("same.h5", n_coarse=2, width=8192, n_signals=8, snr_range=(12, 40), seed=13)
     fast, _, _ = _search(path)
-    full, _, _ = _search(path, exhaustive=True)
+    full, _, _ = _search(path, exhaustive=True, threads=2)
     assert fast["index"].tolist() == full["index"].tolist()
     assert fast["drift_bins"].tolist() == full["drift_bins"].tolist()
     np.testing.assert_allclose(fast["snr"], full["snr"], rtol=1e-4)

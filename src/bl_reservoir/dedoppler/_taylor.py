@@ -56,7 +56,7 @@ def _keep_max(best: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
 @njit(cache=True)
 def _merge_block(best: np.ndarray, best_block: np.ndarray, block_max: np.ndarray, k: int, first: bool) -> None:
     """Fold one drift block's maxima into the running maxima, remembering the winning block."""
-    for j in range(best.shape[0]):
+    for j in range(best.shape[0]):  # block_max may be longer than best: only the first len(best) count
         if first or block_max[j] > best[j]:
             best[j] = block_max[j]
             best_block[j] = k
@@ -102,38 +102,26 @@ def padded_width(width: int, n_rows: int, max_bins: int, chunk: int) -> int:
     return width + chunk + 2 * n_rows + max_bins + 1
 
 
-@njit(cache=True, parallel=True)
-def drift_search(padded: np.ndarray, width: int, max_bins: int, min_bins: int,
-                 best: np.ndarray, best_block: np.ndarray, chunk: int = 4096) -> None:
-    """Write to `best` (W,) the largest path sum of each start channel over drifts of min..max bins,
-    and to `best_block` (W,) the drift block k that holds it (drift bins k*(P-1) .. k*(P-1)+P-1).
-
-    `padded` is (P, padded_width(...)) float32, P a power of two: the spectra, then zero rows up
-    to P, and past column `width` a neutral value. A drift of b bins moves b channels over P - 1
-    steps; drifts are searched in blocks of P - 1 bins, block k pre-shifting row i by k * i
-    channels (exact straight lines) before the tree adds the last 0..P-1 channels. Chunks of
-    columns run on numba's threads (`NUMBA_NUM_THREADS`). Only the winning block is kept (an
-    argmax over every drift would stop the inner loop vectorising); `refine` recovers the drift
-    for the few channels that matter.
-    """
+@njit(cache=True)
+def _search_chunks(padded: np.ndarray, width: int, max_bins: int, min_bins: int, best: np.ndarray,
+                   best_block: np.ndarray, chunk: int, first_chunk: int, stop_chunk: int) -> None:
     n_rows = padded.shape[0]
     step = max(n_rows - 1, 1)
     span = chunk + n_rows
-    for n_chunk in prange((width + chunk - 1) // chunk):  # chunks own disjoint columns of best
+    buf = np.empty((n_rows, span), dtype=np.float32)
+    tmp = np.empty_like(buf)
+    target = np.empty(chunk, dtype=np.float32)
+    for n_chunk in range(first_chunk, stop_chunk):
         c0 = n_chunk * chunk
         n_cols = min(chunk, width - c0)
-        buf = np.empty((n_rows, span), dtype=np.float32)
-        tmp = np.empty_like(buf)
-        target = np.empty(n_cols, dtype=np.float32)
         first_block = True
         for k in range(max_bins // step + 1):
             first = k * step
             if first + n_rows - 1 < min_bins or first > max_bins:
                 continue
-            fresh = True
             if n_rows == 1:  # a single spectrum: every drift is the same sum
                 tmp[0, :] = 0.0
-                _first_sum(target, padded[0, c0:c0 + n_cols], tmp[0])
+                _first_sum(target[:n_cols], padded[0, c0:c0 + n_cols], tmp[0])
                 _merge_block(best[c0:c0 + n_cols], best_block[c0:c0 + n_cols], target, k, first_block)
                 first_block = False
                 continue
@@ -145,15 +133,40 @@ def drift_search(padded: np.ndarray, width: int, max_bins: int, min_bins: int,
                 _add(buf[q + 1], padded[q, a0:a0 + span], padded[q + 1, b0 + 1:b0 + 1 + span])
             half = n_rows // 2
             out = _tree_levels(buf, tmp, 2, half) if n_rows > 2 else buf
+            fresh = True
             for s in range(n_rows):  # the last merge, straight into the running maximum
                 bins = first + s
                 if min_bins <= bins <= max_bins:
                     h = s // 2
                     shift = s - h
                     if fresh:
-                        _first_sum(target, out[h, :n_cols], out[half + h, shift:shift + n_cols])
+                        _first_sum(target[:n_cols], out[h, :n_cols], out[half + h, shift:shift + n_cols])
                         fresh = False
                     else:
-                        _keep_max(target, out[h, :n_cols], out[half + h, shift:shift + n_cols])
+                        _keep_max(target[:n_cols], out[h, :n_cols], out[half + h, shift:shift + n_cols])
             _merge_block(best[c0:c0 + n_cols], best_block[c0:c0 + n_cols], target, k, first_block)
             first_block = False
+
+
+@njit(cache=True)
+def drift_search(padded: np.ndarray, width: int, max_bins: int, min_bins: int,
+                 best: np.ndarray, best_block: np.ndarray, chunk: int = 4096) -> None:
+    """Write to `best` (W,) the largest path sum of each start channel over drifts of min..max bins,
+    and to `best_block` (W,) the drift block k that holds it (drift bins k*(P-1) .. k*(P-1)+P-1).
+
+    `padded` is (P, padded_width(...)) float32, P a power of two: the spectra, then zero rows up
+    to P, and past column `width` a neutral value. A drift of b bins moves b channels over P - 1
+    steps; drifts are searched in blocks of P - 1 bins, block k pre-shifting row i by k * i
+    channels (exact straight lines) before the tree adds the last 0..P-1 channels, in chunks of
+    `chunk` columns that stay in cache. Only the winning block is kept (an argmax over every
+    drift would stop the inner loop vectorising); `refine` recovers the drift where it matters.
+    """
+    _search_chunks(padded, width, max_bins, min_bins, best, best_block, chunk, 0, (width + chunk - 1) // chunk)
+
+
+@njit(cache=True, parallel=True)
+def drift_search_threaded(padded: np.ndarray, width: int, max_bins: int, min_bins: int,
+                          best: np.ndarray, best_block: np.ndarray, chunk: int = 4096) -> None:
+    """`drift_search` with chunks spread over numba's threads (separate: loading it costs ~0.5 s)."""
+    for n_chunk in prange((width + chunk - 1) // chunk):  # chunks own disjoint columns of best
+        _search_chunks(padded, width, max_bins, min_bins, best, best_block, chunk, n_chunk, n_chunk + 1)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from bl_reservoir.dedoppler._hits import hit_search
 from bl_reservoir.dedoppler._refine import drift_offsets, refine
-from bl_reservoir.dedoppler._taylor import drift_search, padded_width
+from bl_reservoir.dedoppler._taylor import drift_search, drift_search_threaded, padded_width
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class SearchParameters:
     snr: float = 10.0
     blank_dc: bool = True
     exhaustive: bool = False
+    threads: int = 1  # numba threads for the tree; 0 = all cores (BL@Scale runs one job per core)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,8 +101,18 @@ def _fill(block: np.ndarray, padded: np.ndarray, factor: int, reverse: bool, pad
     padded[n_time:] = 0.0
 
 
+def _tree_search(threads: int):
+    """The tree kernel for a thread count: the threaded one only when asked (it loads slower)."""
+    if threads == 1:
+        return drift_search
+    import numba
+
+    numba.set_num_threads(threads if threads > 0 else numba.config.NUMBA_NUM_THREADS)
+    return drift_search_threaded
+
+
 def _best_sums(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int, pad_value: float,
-               factor: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
+               factor: int = 1, threads: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
     """Exhaustive tree search over drifts of both signs of `block` with every `factor` channels summed:
     per start channel the best path sum, and the signed centre of the drift block holding it, with
     the radius (bins) that block spans."""
@@ -110,12 +121,13 @@ def _best_sums(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int, pad
     padded = np.empty((n_rows, padded_width(width, n_rows, max_bins, _CHUNK)), dtype=np.float32)
     best = np.empty(width, dtype=np.float32)
     block_k = np.empty(width, dtype=np.int32)
+    search = _tree_search(threads)
     _fill(block, padded, factor, False, pad_value)
-    drift_search(padded, width, max_bins, min_bins, best, block_k, _CHUNK)
+    search(padded, width, max_bins, min_bins, best, block_k, _CHUNK)
     best_r = np.empty(width, dtype=np.float32)
     block_r = np.empty(width, dtype=np.int32)
     _fill(block, padded, factor, True, pad_value)
-    drift_search(padded, width, max_bins, min_bins, best_r, block_r, _CHUNK)
+    search(padded, width, max_bins, min_bins, best_r, block_r, _CHUNK)
     best_r, block_r = best_r[::-1], block_r[::-1]
     reverse = best_r > best
     centre = np.where(reverse, -1, 1) * (np.where(reverse, block_r, block_k) * step + step // 2)
@@ -134,10 +146,12 @@ def _exact(block: np.ndarray, n_rows: int, pad_value: float, columns: np.ndarray
     return best, bins
 
 
-def _exhaustive(block: np.ndarray, grid: DriftGrid, pad_value: float, threshold: float, median: float,
+def _exhaustive(block: np.ndarray, grid: DriftGrid, pad_value: float, params: SearchParameters, median: float,
                 std: float) -> tuple[np.ndarray, np.ndarray]:
     """Tree sums for every channel; exact sums and drifts for those over the threshold."""
-    best, centre, radius = _best_sums(block, grid.n_rows, grid.max_bins, grid.min_bins, pad_value)
+    threshold = params.snr
+    best, centre, radius = _best_sums(block, grid.n_rows, grid.max_bins, grid.min_bins, pad_value,
+                                      threads=params.threads)
     over = np.flatnonzero((best - median) / std >= threshold)
     exact, bins = _exact(block, grid.n_rows, pad_value, over, centre[over], 0, radius,
                          grid.min_bins, grid.max_bins)
@@ -146,10 +160,12 @@ def _exhaustive(block: np.ndarray, grid: DriftGrid, pad_value: float, threshold:
 
 
 def _coarse_to_fine(block: np.ndarray, integrated: np.ndarray, grid: DriftGrid, pad_value: float,
-                    threshold: float) -> tuple[np.ndarray, np.ndarray]:
+                    params: SearchParameters) -> tuple[np.ndarray, np.ndarray]:
     """Search pairs of summed channels (a quarter of the work), then sum exactly the paths near candidates."""
+    threshold = params.snr
     max_c, min_c = grid.max_bins // 2 + 1, max(0, grid.min_bins // 2 - 1)
-    best_c, centre_c, radius_c = _best_sums(block, grid.n_rows, max_c, min_c, 2 * pad_value, factor=2)
+    best_c, centre_c, radius_c = _best_sums(block, grid.n_rows, max_c, min_c, 2 * pad_value, factor=2,
+                                            threads=params.threads)
     med_c, std_c = noise_stats(integrated[0::2] + integrated[1::2])
     cand = np.flatnonzero((best_c - med_c) / std_c >= threshold * CANDIDATE_FRACTION)
     coarse = block[:, 0::2] + block[:, 1::2] if cand.size else block[:, :0]
@@ -174,9 +190,9 @@ def search_block(block: np.ndarray, header: dict, grid: DriftGrid, params: Searc
     if (float(block.max()) * n_time - median) / std < params.snr:
         return empty  # not even a path of the brightest sample everywhere could make a hit
     if params.exhaustive or width % 2:
-        best, bins = _exhaustive(block, grid, pad_value, params.snr, median, std)
+        best, bins = _exhaustive(block, grid, pad_value, params, median, std)
     else:
-        best, bins = _coarse_to_fine(block, integrated, grid, pad_value, params.snr)
+        best, bins = _coarse_to_fine(block, integrated, grid, pad_value, params)
     snr = (best - median) / std
     n_candidates = int(np.count_nonzero(snr >= params.snr))
     found = hit_search(snr, params.snr, grid.excursion())

@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fine channels per coarse channel (default: from the header)")
     parser.add_argument("--exhaustive", action="store_true",
                         help="search every channel at full resolution instead of coarse-to-fine (slower, same hits)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads for the tree (default 1: BL@Scale runs one job per core; 0 = all cores)")
     parser.add_argument("--gpu", action="store_true", help="run the kernels on a CUDA GPU (needs cupy)")
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
     return parser
@@ -43,6 +45,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"{args.input}: --max-drift must be > 0 Hz/s, got {args.max_drift}")
     if not 0 <= args.min_drift <= args.max_drift:
         raise UsageError(f"{args.input}: --min-drift must be in 0..max-drift, got {args.min_drift}")
+    if args.threads < 0:
+        raise UsageError(f"{args.input}: --threads must be >= 0, got {args.threads}")
     if args.snr <= 0:
         raise UsageError(f"{args.input}: --snr must be > 0, got {args.snr}")
     if args.gpu:
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> Path:
     _check(args)
     started, t0 = utcnow(), time.perf_counter()
     params = SearchParameters(max_drift=args.max_drift, min_drift=args.min_drift, snr=args.snr,
-                              exhaustive=args.exhaustive)
+                              exhaustive=args.exhaustive, threads=args.threads)
     with open_observation(args.input, coarse_channel_width=args.coarse_channel_width) as obs:
         out_dir = Path(args.out_dir) if args.out_dir else Path(os.path.splitext(obs.path)[0])
         hits, stamps, grid = search_observation(obs, params)
