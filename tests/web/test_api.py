@@ -279,3 +279,11 @@ def test_an_unindexed_observation_is_read_from_the_bucket(runner_bucket, tmp_pat
         found = c.get(f"/api/observations/{OBS}").json()
         assert [r["algorithm"] for r in found["results"]] == ["dedoppler/search", "energy_detection/preprocess_fine"]
         assert c.get(f"{DD}/hits/0.png?size=thumb").status_code == 200
+
+
+def test_waterfalls_drawn_in_processes_match_the_threaded_ones(runner_bucket, tmp_path, client):
+    threaded = client.get(f"{DD}/hits/1.png").content
+    with make_client(runner_bucket[0], tmp_path / "pool.db", render_processes=1) as c:
+        c.app.state.indexer.join(60)
+        pooled = c.get(f"{DD}/hits/1.png")
+        assert pooled.status_code == 200 and pooled.content == threaded

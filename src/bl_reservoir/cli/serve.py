@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 HELP = "serve the web front end and API"
 
@@ -15,6 +16,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", help="Dask scheduler for submitted campaigns (default DASK_SCHEDULER_ADDRESS)")
     parser.add_argument("--auth-read", action="store_true",
                         help="require the token (BL_RESERVOIR_TOKEN) for reading too, not only for writes")
+    parser.add_argument("--render-processes", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
+                        help="processes drawing waterfall pictures (default: CPUs, at most 4; 0 draws in threads)")
     parser.add_argument("--no-index", action="store_true",
                         help="do not scan the bucket at start-up even when the job store is empty")
 
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, not {args.port}")
     app = create_app(bucket=args.bucket, db=args.db, auth_read=args.auth_read, scheduler=args.scheduler,
-                     index_on_start=not args.no_index)
+                     index_on_start=not args.no_index, render_processes=max(0, args.render_processes))
     state = app.state.web
     print(f"BL@Scale on http://{args.host}:{args.port}/  bucket {state.bucket_uri}  "
           f"writes {'on' if state.token else 'off (no BL_RESERVOIR_TOKEN)'}")

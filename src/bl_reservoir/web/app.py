@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bl_reservoir import __version__, settings
 from bl_reservoir.errors import ReservoirError
 from bl_reservoir.web.bucket import Bucket, NotInBucket, ResultRef, check_names
-from bl_reservoir.web.pictures import PictureCache
+from bl_reservoir.web.pictures import PictureCache, Renderer
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -39,6 +39,7 @@ class WebState:
     auth_read: bool
     scheduler: str | None
     pictures: PictureCache = field(default_factory=PictureCache)
+    renderer: Renderer = field(default_factory=Renderer)
     indexing: bool = False
     _buckets: dict[str, Bucket] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -102,18 +103,20 @@ def _warm_imports() -> None:
 
 def create_app(bucket: str | None = None, db: str | None = None, token: str | None = None,
                auth_read: bool = False, scheduler: str | None = None, index_on_start: bool = True,
-               picture_cache_size: int = 1024) -> FastAPI:
+               picture_cache_size: int = 1024, render_processes: int = 0) -> FastAPI:
     """The web app over `bucket` and the job store at `db` (flags, then environment, then defaults).
 
     `token=None` takes `BL_RESERVOIR_TOKEN`; an empty string turns writes off. `picture_cache_size`
-    PNGs are kept in memory (0 renders every request: the benchmark's anchor).
+    PNGs are kept in memory (0 renders every request: the benchmark's anchor); `render_processes`
+    > 0 draws full waterfalls in that many processes (0: in the request's thread).
     """
     from bl_reservoir.scale.store import Store
 
     bucket_uri = settings.bucket(bucket)
     state = WebState(bucket_uri=bucket_uri, store=Store(settings.db_url(db, bucket_uri)),
                      token=settings.token() if token is None else (token or None), auth_read=auth_read,
-                     scheduler=settings.scheduler(scheduler), pictures=PictureCache(picture_cache_size))
+                     scheduler=settings.scheduler(scheduler), pictures=PictureCache(picture_cache_size),
+                     renderer=Renderer(render_processes))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -124,6 +127,7 @@ def create_app(bucket: str | None = None, db: str | None = None, token: str | No
             app.state.indexer.start()
         yield
         state.submitter.close()
+        state.renderer.close()
         state.workers.close()
         state.store.close()
 

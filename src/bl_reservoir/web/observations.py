@@ -109,7 +109,7 @@ def hit_picture(state: Any, obs: str, package: str, name: str, i: int, size: str
             raise NotInBucket(f"{ref}: no hit {i}")
         record = hit_table.records(frame, [i])[0]
         stamp = bucket.stamp(ref, i)
-        draw = pictures.thumbnail_png if size == "thumb" else pictures.waterfall_png
+        draw = pictures.thumbnail_png if size == "thumb" else state.renderer.waterfall
         return draw(stamp, bucket.header(ref, version), record)
 
     return state.pictures.get((bucket.uri, ref, version, i, size), render), etag

@@ -200,6 +200,32 @@ def _overview_png(hits: Any, header: Mapping[str, Any]) -> bytes:
     return _png(fig)
 
 
+class Renderer:
+    """Draws full waterfalls in the calling thread (`processes=0`) or in a pool of processes, one
+    figure each, so renders use several cores instead of queueing on one figure lock."""
+
+    def __init__(self, processes: int = 0):
+        self.processes = processes
+        self._pool: Any = None
+        self._lock = threading.Lock()
+
+    def waterfall(self, stamp: np.ndarray, header: Mapping[str, Any], hit: Mapping[str, Any]) -> bytes:
+        if not self.processes:
+            return waterfall_png(stamp, header, hit)
+        with self._lock:
+            if self._pool is None:
+                import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
+
+                # spawn: forking a process that runs threads (the server's) can copy a held lock
+                self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool.submit(waterfall_png, stamp, dict(header), dict(hit)).result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 class PictureCache:
     """PNG bytes by key, rendered once: concurrent requests for one picture wait for one render."""
 
