@@ -3,8 +3,10 @@
 A bucket of 1,000 results (written with `write_results`, indexed in a SQLite job store) is served
 by `bl-reservoir serve` in a subprocess. Each client loops for the given time: the observation's
 JSON (`/api/observations/{obs}`), then a thumbnail of one of its hits, and every fifth round the
-full waterfall. The anchor is the same app with its picture cache turned off
-(`picture_cache_size=0`: every PNG is rendered on request). Each server first gets a few
+full waterfall. The anchor is the same app with its picture cache turned off and waterfalls
+drawn in the request's thread (`picture_cache_size=0, render_processes=0`: every PNG is
+rendered on request); ours is `bl-reservoir serve` as shipped (the cache, and waterfalls
+drawn by `--render-processes` processes: none below 4 CPUs, else half the CPUs, at most 4). Each server first gets a few
 unmeasured seconds of the same load on other hits (imports, connections). Prints requests per second, p50/p95
 latency per route, the server's peak memory, and the ratios ours / anchor.
 
@@ -32,8 +34,8 @@ from bl_reservoir.scale.store import Store
 FOFF = -2.7939677238464355e-6  # MHz
 HITS_PER_RESULT = 8
 ANCHOR = ("import sys, uvicorn; from bl_reservoir.web import create_app; "
-          "uvicorn.run(create_app(bucket=sys.argv[1], db=sys.argv[2], index_on_start=False, picture_cache_size=0), "
-          "host='127.0.0.1', port=int(sys.argv[3]), log_level='warning')")
+          "app = create_app(bucket=sys.argv[1], db=sys.argv[2], index_on_start=False, picture_cache_size=0, "
+          "render_processes=0); uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[3]), log_level='warning')")
 
 
 def make_bucket(root: Path, n_results: int, seed: int) -> tuple[str, str, list[str]]:

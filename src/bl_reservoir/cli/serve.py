@@ -8,6 +8,13 @@ import os
 HELP = "serve the web front end and API"
 
 
+def _default_render_processes() -> int:
+    """Half the CPUs, at most 4; none on small machines, where extra processes only compete
+    with the server itself (measured by benchmarks/web.py on 2 CPUs)."""
+    cpus = os.cpu_count() or 1
+    return 0 if cpus < 4 else min(4, cpus // 2)
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
@@ -16,8 +23,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", help="Dask scheduler for submitted campaigns (default DASK_SCHEDULER_ADDRESS)")
     parser.add_argument("--auth-read", action="store_true",
                         help="require the token (BL_RESERVOIR_TOKEN) for reading too, not only for writes")
-    parser.add_argument("--render-processes", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
-                        help="processes drawing waterfall pictures (default: CPUs, at most 4; 0 draws in threads)")
+    parser.add_argument("--render-processes", type=int, default=_default_render_processes(), metavar="N",
+                        help="processes drawing waterfall pictures (default: half the CPUs, at most 4, "
+                             "none below 4 CPUs; 0 draws in the server's threads)")
     parser.add_argument("--no-index", action="store_true",
                         help="do not scan the bucket at start-up even when the job store is empty")
 

@@ -4,8 +4,9 @@ Three pictures: the full waterfall of one hit (axes in Hz offset from the hit an
 colour bar, the drift line of dedoppler hits, the integrated spectrum under it), a thumbnail of
 the same stamp (plain pixels, no axes: cheap enough for a grid of dozens), and an overview of a
 result's hits across the band. Figures use the object API (`Figure`), never pyplot; one lock
-serialises figure drawing (thumbnails need none), the waterfall figure is built once and
-redrawn, and a cache keyed by result, hit and manifest digest makes each picture cost one render.
+serialises figure drawing in a process (thumbnails need none), the waterfall figure is built
+once and redrawn, `Renderer` can spread waterfalls over a pool of processes, and a cache keyed
+by result, hit and manifest digest makes each picture cost one render.
 """
 
 from __future__ import annotations
