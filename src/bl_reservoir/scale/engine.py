@@ -49,6 +49,7 @@ class Engine:
         self.scheduler = scheduler
         self.cluster = None
         self._alive: set[str] = set()
+        self._executing: dict[str, str] = {}   # task key -> worker running it now
         slots = n_workers or os.cpu_count() or 1
         try:
             if scheduler:
@@ -87,15 +88,19 @@ class Engine:
         return {package: 1}
 
     def _submit(self, job: dict, spec: JobSpec, resources: dict | None, topic: str | None, db_url: str | None):
-        # A job last seen running on a worker still alive goes back to it: if that worker is
-        # still executing it (its submitter died), Dask joins that run instead of starting a second.
-        previous = job.get("worker")
+        # A job some worker is still executing (its submitter died) goes back to that worker, where
+        # Dask joins the running copy instead of starting a second one. The store's `worker` may
+        # be late (the attempt event was in flight), so the workers themselves are asked first.
+        key = task_key(spec.job_id)
+        previous = self._executing.get(key) or job.get("worker")
         placement = {"workers": [previous], "allow_other_workers": True} if previous in self._alive else {}
-        return self.client.submit(run_task, spec, topic, db_url, key=task_key(spec.job_id), pure=False,
-                                  resources=resources, **placement)
+        return self.client.submit(run_task, spec, topic, db_url, key=key, pure=False, resources=resources,
+                                  **placement)
 
     def _prepare(self, package: str) -> dict[str, int] | None:
         self._alive = set(self.client.scheduler_info(n_workers=-1)["workers"])
+        found = self.client.run(_executing_keys, on_error="ignore") if self._alive else {}
+        self._executing = {key: address for address, keys in (found or {}).items() for key in keys}
         return self.resources_for(package)
 
     def detach(self, store: Store, campaign: dict, jobs: Sequence[dict], *, force: bool = False) -> None:
@@ -173,6 +178,13 @@ class Engine:
             reason = f"{spec.input_uri}: internal error {type(exc).__name__}: {exc}"
         campaigns.apply_outcome(store, Outcome(spec.job_id, "failed", error=reason), campaign["algorithm"])
         return False
+
+
+def _executing_keys(dask_worker: Any) -> list[str]:
+    """Keys of our tasks this worker is running, including ones whose client has gone (runs on workers)."""
+    busy = ("executing", "long-running", "cancelled", "resumed")
+    return [str(key) for key, ts in dask_worker.state.tasks.items()
+            if ts.state in busy and str(key).startswith("blr-")]
 
 
 def _spec(campaign: dict, job: dict, force: bool) -> JobSpec:
