@@ -30,7 +30,7 @@ def _python(venv: Path) -> Path:
 def _works(venv: Path) -> bool:
     python = _python(venv)
     return python.exists() and subprocess.run(
-        [str(python), "-c", "import turbo_seti.find_event.find_event"], capture_output=True).returncode == 0
+        [str(python), "-c", "import turbo_seti.find_event.find_event"], capture_output=True, check=False).returncode == 0
 
 
 def ensure_turboseti() -> Path:

@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _turboseti import ensure_turboseti  # noqa: E402
+from _turboseti import ensure_turboseti
 
-from bl_reservoir.dedoppler.datfile import read_dat  # noqa: E402
-from bl_reservoir.synth import COARSE_WIDTH, make_observation, truth_path  # noqa: E402
+from bl_reservoir.dedoppler.datfile import read_dat
+from bl_reservoir.synth import COARSE_WIDTH, make_observation, truth_path
 
 DRIFT_BIN = 0.010204255741040042  # Hz/s
 TURBOSETI = """

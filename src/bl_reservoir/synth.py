@@ -222,7 +222,7 @@ def make_cadence(out_dir: str | os.PathLike, signals: Sequence[tuple[Signal, Seq
         for signal, files in signals:
             if k not in files:
                 continue
-            index = int(round(signal.index + signal.drift_rate * elapsed / FOFF_HZ))
+            index = round(signal.index + signal.drift_rate * elapsed / FOFF_HZ)
             cc, local = divmod(index, coarse_channel_width)
             if not 0 <= cc < n_coarse_channels:
                 raise ValueError(f"signal at channel {signal.index} drifts out of the band by file {k}")

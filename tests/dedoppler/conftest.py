@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,5 +19,5 @@ def turboseti_python() -> Path:
     spec.loader.exec_module(module)
     try:
         return module.ensure_turboseti()
-    except Exception as exc:  # no network / no python3-venv: the reference is unavailable here
+    except (OSError, subprocess.CalledProcessError) as exc:  # no network / no python3-venv here
         pytest.skip(f"cannot build the turboSETI venv: {exc}")

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from bl_reservoir.dedoppler._refine import drift_offsets, refine
-from bl_reservoir.dedoppler._taylor import drift_search, drift_search_threaded, padded_width, taylor_path, taylor_tree
+from bl_reservoir.dedoppler._taylor import (
+    drift_search,
+    drift_search_threaded,
+    padded_width,
+    taylor_path,
+    taylor_tree,
+)
 
 
 def _path_sum(data: np.ndarray, offsets: np.ndarray, start: int) -> float:

@@ -66,7 +66,7 @@ def test_coarse_to_fine_reports_what_the_exhaustive_search_reports(small_obs):
 
 def test_min_and_max_drift_are_honoured(small_obs):
     signals = {0: [Signal(1000, 0.0, 40.0, 4.0), Signal(3000, 1.0, 40.0, 4.0), Signal(6000, -2.0, 40.0, 4.0)]}
-    path, truth = small_obs("minmax.h5", n_coarse=1, width=8192, signals=signals)
+    path, _ = small_obs("minmax.h5", n_coarse=1, width=8192, signals=signals)
     hits, _, _ = _search(path, min_drift=0.5, max_drift=1.5)
     assert len(hits) == 1 and abs(hits["index"].iloc[0] - 3000) <= 4
     assert (hits["drift_rate"].abs() >= 0.5).all()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from bl_reservoir.dedoppler.datfile import TABLE_COLUMNS, read_dat
-from bl_reservoir.results import read_results
 from bl_reservoir.dedoppler.search import main
+from bl_reservoir.results import read_results
 from bl_reservoir.synth import Signal, make_observation
 
 SIGNALS = {0: [Signal(1200, 1.5, 40.0, 4.0), Signal(3000, -0.5, 30.0, 4.0)], 1: [Signal(2500, 0.25, 35.0, 4.0)]}
@@ -18,7 +18,7 @@ SIGNALS = {0: [Signal(1200, 1.5, 40.0, 4.0), Signal(3000, -0.5, 30.0, 4.0)], 1: 
 
 def _script(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "bl_reservoir.dedoppler.search", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd)
+                          capture_output=True, text=True, cwd=cwd, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def searched(tmp_path_factory):
 
 
 def test_results_folder_follows_c2(searched):
-    path, truth, out = searched
+    _, truth, out = searched
     res = read_results(out)
     assert res.manifest["algorithm"]["package"] == "dedoppler" and res.manifest["algorithm"]["name"] == "search"
     assert res.manifest["parameters"]["max_drift"] == 4.0 and res.manifest["n_hits"] == 3
@@ -47,7 +47,7 @@ def test_results_folder_follows_c2(searched):
 
 
 def test_dat_file_has_turboseti_layout(searched):
-    path, truth, out = searched
+    _, _, out = searched
     dat = out / "target.dat"
     lines = dat.read_text().splitlines()
     assert lines[1] == "# File ID: target.h5 "
@@ -75,7 +75,8 @@ def test_turboseti_read_dat_reads_our_dat(searched, turboseti_python):
             "df = read_dat(sys.argv[1]); "
             "print(len(df), df['DriftRate'].round(6).tolist(), df['ChanIndx'].tolist(), df['FileID'].iloc[0], "
             "df['max_drift_rate'].iloc[0])")
-    proc = subprocess.run([str(turboseti_python), "-c", code, str(out / "target.dat")], capture_output=True, text=True)
+    proc = subprocess.run([str(turboseti_python), "-c", code, str(out / "target.dat")], capture_output=True, text=True,
+                          check=False)
     assert proc.returncode == 0, proc.stderr
     ours = read_dat(out / "target.dat")
     assert proc.stdout.split()[0] == "3"
@@ -88,8 +89,8 @@ def test_bad_input_is_one_line_naming_the_file(tmp_path, capsys):
     bad.write_bytes(b"not hdf5 at all")
     proc = _script(bad)  # the real process: exit code, one line, no traceback
     assert proc.returncode == 3
-    assert proc.stderr.strip().splitlines() == [f"dedoppler/search: error: {bad}: not a readable HDF5 file "
-                                                "(Unable to synchronously open file)"]
+    expected = f"dedoppler/search: error: {bad}: not a readable HDF5 file (Unable to synchronously open file)"
+    assert proc.stderr.strip().splitlines() == [expected]
     for args in ([tmp_path / "missing.fil"], [bad, "--max-drift", "-1"], [bad, "--gpu"], [bad, "--min-drift", "9"]):
         assert main([str(a) for a in args]) != 0
         lines = capsys.readouterr().err.strip().splitlines()

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from bl_reservoir.dedoppler._hits import hit_search
 from bl_reservoir.dedoppler._taylor import taylor_path, taylor_tree
-from bl_reservoir.dedoppler.driver import DriftGrid, SearchParameters, search_block, search_observation
+from bl_reservoir.dedoppler.driver import (
+    DriftGrid,
+    SearchParameters,
+    search_block,
+    search_observation,
+)
 
 __all__ = [
     "DriftGrid",

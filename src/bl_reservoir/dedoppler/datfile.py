@@ -58,10 +58,10 @@ def dat_text(file_id: str, header: Mapping[str, Any], hits: pd.DataFrame, *, n_t
     for number, hit in enumerate(hits.itertuples(index=False), start=1):
         lo = int(hit.index) - window_channels
         hi = int(hit.index) + window_channels - 1
-        fields = ["%06d" % number, "%10.6f" % hit.drift_rate, "%10.6f" % hit.snr, "%14.6f" % hit.freqs,
-                  "%14.6f" % hit.freqs, "%d" % hit.channel_in_coarse,
-                  "%14.6f" % (header["fch1"] + foff_mhz * lo), "%14.6f" % (header["fch1"] + foff_mhz * hi),
-                  "%s" % 0.0, "%14.6f" % 0.0, "%i" % hit.coarse_channel, "%i" % hit.n_candidates]
+        fields = [f"{number:06d}", f"{hit.drift_rate:10.6f}", f"{hit.snr:10.6f}", f"{hit.freqs:14.6f}",
+                  f"{hit.freqs:14.6f}", f"{int(hit.channel_in_coarse):d}",
+                  f"{header['fch1'] + foff_mhz * lo:14.6f}", f"{header['fch1'] + foff_mhz * hi:14.6f}",
+                  str(0.0), f"{0.0:14.6f}", f"{int(hit.coarse_channel):d}", f"{int(hit.n_candidates):d}"]
         lines.append("\t".join(fields) + "\t\n")
     return "".join(lines)
 

@@ -16,7 +16,11 @@ import pandas as pd
 
 from bl_reservoir.dedoppler._hits import hit_search
 from bl_reservoir.dedoppler._refine import drift_offsets, refine
-from bl_reservoir.dedoppler._taylor import drift_search, drift_search_threaded, padded_width
+from bl_reservoir.dedoppler._taylor import (
+    drift_search,
+    drift_search_threaded,
+    padded_width,
+)
 
 log = logging.getLogger(__name__)
 
