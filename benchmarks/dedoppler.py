@@ -38,6 +38,7 @@ os.makedirs(sys.argv[2], exist_ok=True)
 t = time.perf_counter()
 FindDoppler(sys.argv[1], max_drift=4, snr=10, out_dir=sys.argv[2], log_level_int=30).search()
 print("SEARCH_SECONDS", time.perf_counter() - t)
+print("PEAK_RSS_KB", next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")))
 """
 OURS = """
 import sys, time
@@ -47,15 +48,18 @@ import bl_reservoir.dedoppler.driver, bl_reservoir.dedoppler.datfile, bl_reservo
 t = time.perf_counter()
 run(build_parser().parse_args([sys.argv[1], sys.argv[2], "--max-drift", "4", "--snr", "10", "--quiet", *sys.argv[3:]]))
 print("SEARCH_SECONDS", time.perf_counter() - t)
+print("PEAK_RSS_KB", next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")))
 """
 
 
 def measure(cmd: list[str]) -> dict:
-    """Run one process; its search seconds (printed), wall seconds and peak RSS (MiB, this child only)."""
+    """Run one process; its search seconds, wall seconds and peak RSS (MiB) as the child reports it from
+    VmHWM: Linux carries ru_maxrss across fork and exec, so a child of this (large) process would
+    report our own peak instead of its own."""
     with tempfile.TemporaryFile("w+") as out_f, tempfile.TemporaryFile("w+") as err_f:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out_f, stderr=err_f, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS, not the largest so far
+        _, status, _ = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         out_f.seek(0), err_f.seek(0)
         out, err = out_f.read(), err_f.read()
@@ -64,7 +68,8 @@ def measure(cmd: list[str]) -> dict:
     if code:
         raise RuntimeError(f"{cmd[0]} failed ({code}): {err[-2000:]}")
     search = float(next(line.split()[1] for line in out.splitlines() if line.startswith("SEARCH_SECONDS")))
-    return {"search_s": search, "process_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024}
+    rss_kb = float(next(line.split()[1] for line in out.splitlines() if line.startswith("PEAK_RSS_KB")))
+    return {"search_s": search, "process_s": wall, "peak_rss_mib": rss_kb / 1024}
 
 
 def score(hits: pd.DataFrame, truth: pd.DataFrame) -> dict:
