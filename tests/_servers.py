@@ -1,4 +1,5 @@
-"""Real storage services on 127.0.0.1 ephemeral ports, for tests: GCS emulator, S3 (moto), plain http.
+"""Real services on 127.0.0.1 ephemeral ports, for tests: GCS emulator, S3 (moto), plain http; and
+`require`, which skips a test whose service is missing (or fails it in CI).
 
 Each is a context manager yielding what a client needs; the matching fixtures are in conftest.py.
 """
@@ -8,12 +9,31 @@ from __future__ import annotations
 import functools
 import http.server
 import logging
+import os
+import shutil
 import socket
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip when a service is missing, unless CI asked for every service (then fail)."""
+    if condition:
+        return
+    if os.environ.get("BL_RESERVOIR_REQUIRE_SERVICES"):
+        pytest.fail(f"required service missing: {reason}")
+    pytest.skip(reason)
+
+
+def require_executable(name: str) -> str:
+    path = shutil.which(name)
+    require(path is not None, f"{name} is not installed")
+    return path  # type: ignore[return-value]
 
 
 def free_port() -> int:

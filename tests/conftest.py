@@ -1,9 +1,7 @@
-"""Shared fixtures: small synthetic observations, service requirements."""
+"""Shared fixtures: small synthetic observations and storage services (`require` is in _servers.py)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,21 +10,6 @@ from bl_reservoir.synth import Signal, make_observation
 
 #: A narrow coarse channel keeps test files small; the code never assumes 2**20.
 SMALL_WIDTH = 4096
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip when a service is missing, unless CI asked for every service (then fail)."""
-    if condition:
-        return
-    if os.environ.get("BL_RESERVOIR_REQUIRE_SERVICES"):
-        pytest.fail(f"required service missing: {reason}")
-    pytest.skip(reason)
-
-
-def require_executable(name: str) -> str:
-    path = shutil.which(name)
-    require(path is not None, f"{name} is not installed")
-    return path  # type: ignore[return-value]
 
 
 @pytest.fixture

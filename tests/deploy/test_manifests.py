@@ -15,10 +15,18 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from deploy_files import (K8S, ROOT, containers, dockerfile_cmd, dockerfile_env, load_resources,
-                          manifest_files, root_conftest, yaml)
+from _servers import free_port, require
+from deploy_files import (
+    K8S,
+    ROOT,
+    containers,
+    dockerfile_cmd,
+    dockerfile_env,
+    load_resources,
+    manifest_files,
+    yaml,
+)
 
-require = root_conftest().require
 SETTINGS = ROOT / "src" / "bl_reservoir" / "settings.py"
 K8S_VERSION = "1.30.0"
 _UNITS = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
@@ -47,12 +55,6 @@ def settings_env_names() -> set[str]:
 
 def by_kind(resources, kind: str) -> dict[str, dict]:
     return {r.name: r.doc for r in resources if r.kind == kind}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get_until_ok(url: str, proc: subprocess.Popen, timeout_s: float = 60.0) -> tuple[int, bytes]:

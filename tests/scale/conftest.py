@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -13,17 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-
-def _root_conftest():
-    # tests/ has no __init__.py, so both conftest files are "conftest": load the root one by path
-    spec = importlib.util.spec_from_file_location("_blr_root_conftest", Path(__file__).parents[1] / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-require = _root_conftest().require
+from _servers import require
 
 POSTGRES = os.environ.get("BL_RESERVOIR_TEST_POSTGRES", "").strip()
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import socket
 import threading
 import time
 from pathlib import Path
@@ -20,15 +18,7 @@ TOKEN = "s3cret-token"
 WIDTH = 4096
 
 
-def _root_conftest():
-    # tests/ has no __init__.py, so both conftest files are "conftest": load the root one by path
-    spec = importlib.util.spec_from_file_location("_blr_root_conftest_web", Path(__file__).parents[1] / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-require = _root_conftest().require
+from _servers import free_port, require  # noqa: F401  (re-exported for the web tests)
 
 
 def write_fake_result(bucket: Path, obs: str, n_hits: int, *, seed: int = 0, fch1: float = 1420.0,
@@ -75,12 +65,6 @@ def asgi_get(app, raw_path: bytes, headers: list[tuple[bytes, bytes]] = ()) -> t
     asyncio.run(app(scope, receive, send))
     status = next(m["status"] for m in sent if m["type"] == "http.response.start")
     return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LiveServer:
