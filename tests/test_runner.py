@@ -11,6 +11,7 @@ import _algorithms
 import pytest
 
 from bl_reservoir import runner, storage
+from bl_reservoir.cli import docker_cmd
 from bl_reservoir.errors import JobFailed
 from bl_reservoir.results import read_results
 
@@ -277,12 +278,12 @@ def test_original_docker_cmd_runs_the_job(module, place, strong_signal_obs, tmp_
 
 def test_original_docker_cmd_without_input_needs_the_worker(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "bl_reservoir.scale.worker", None)  # as if scale were absent
-    assert runner.module_main("energy_detection/preprocess_fine", []) == 2
+    assert docker_cmd.module_main("energy_detection/preprocess_fine", []) == 2
     assert "worker mode for energy_detection/preprocess_fine needs bl_reservoir.scale.worker" in capsys.readouterr().err
 
 
 def test_original_docker_cmd_help(capsys):
-    assert runner.module_main("dedoppler/search", ["--help"]) == 0
+    assert docker_cmd.module_main("dedoppler/search", ["--help"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: python -m bl_reservoir.dedoppler.dedoppler [INPUT")
     assert "joins the Dask cluster at DASK_SCHEDULER_ADDRESS as a worker for dedoppler/search" in out

@@ -14,7 +14,6 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -283,31 +282,3 @@ def _own_manifest(out: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return body if isinstance(body, dict) else {}
-
-
-def module_main(algorithm: str, argv: Sequence[str] | None = None) -> int:
-    """The original Docker `CMD` (`python -m bl_reservoir.<package>.<package>`): with an input,
-    run that one job (same flags as `bl-reservoir run`); without, serve as a worker for it."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("-h", "--help"):
-        package = algorithm.split("/", 1)[0]
-        print(f"usage: python -m bl_reservoir.{package}.{package} [INPUT [--bucket URI] [--force] [--timeout S] "
-              f"[-- ALG_OPTIONS]]\n\nThe original Docker CMD for {algorithm}. With INPUT (a path or URI) it "
-              f"runs that one job, as `bl-reservoir run {algorithm} INPUT`; without, it joins the Dask "
-              f"cluster at DASK_SCHEDULER_ADDRESS as a worker for {algorithm}.")
-        return 0
-    if not [a for a in args if not a.startswith("-")]:
-        try:
-            from bl_reservoir.scale.worker import serve
-        except ImportError as exc:
-            print(f"bl-reservoir: error: worker mode for {algorithm} needs bl_reservoir.scale.worker "
-                  f"({exc}); give an input file to run one job", file=sys.stderr)
-            return 2
-        try:
-            return int(serve(algorithm) or 0)
-        except ReservoirError as exc:
-            print(f"bl-reservoir: error: {exc}", file=sys.stderr)
-            return exc.exit_code
-    from bl_reservoir.cli import main
-
-    return main(["run", algorithm, *args])

@@ -6,7 +6,7 @@ it joins the cluster as a worker for `energy_detection/preprocess_fine`.
 
 import sys
 
-from bl_reservoir.runner import module_main
+from bl_reservoir.cli.docker_cmd import module_main
 
 if __name__ == "__main__":
     sys.exit(module_main("energy_detection/preprocess_fine"))
