@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bl_reservoir import __version__
-from bl_reservoir.errors import ReservoirError, UsageError
+from bl_reservoir.cli.script import run_script
+from bl_reservoir.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    try:
-        run(args)
-    except ReservoirError as exc:
-        print(f"dedoppler/search: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except OSError as exc:  # unreadable input or unwritable output: the user's to fix, not a bug
-        print(f"dedoppler/search: error: {exc.filename or args.input}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_script("dedoppler/search", args.input, lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -31,8 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
-from bl_reservoir.energy_detection.detect import BANDS_MHZ, Parameters, StampSpool, best_per_band, detect
-from bl_reservoir.errors import ReservoirError
+from bl_reservoir.cli.script import run_script
+from bl_reservoir.energy_detection.detect import (
+    BANDS_MHZ,
+    Parameters,
+    StampSpool,
+    best_per_band,
+    detect,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,21 +125,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_intermixed_args(argv)  # OUT may also follow the options
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
+
+    def work() -> None:  # Parameters() refuses bad values with a ReservoirError too
         params = Parameters(threshold=args.threshold, pvalue=args.pvalue, window=args.window, stride=args.stride,
                             knots=args.knots, coarse_channel_width=args.coarse_channel_width,
                             best_per_band=args.best_per_band)
         out = run(args.input, args.out_dir, params, progress=not args.quiet and sys.stderr.isatty())
-    except ReservoirError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except OSError as exc:  # e.g. an output folder that cannot be created
-        print(f"error: {exc.filename or args.input}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    log.info("results in %s", out)
-    return 0
+        log.info("results in %s", out)
+
+    return run_script("energy_detection/preprocess_fine", args.input, work)
 
 
 if __name__ == "__main__":
