@@ -13,6 +13,17 @@ from bl_reservoir.io import open_observation
 from bl_reservoir.synth import Signal, drift_span
 
 
+def plain_clean(data: np.ndarray) -> np.ndarray:
+    """The original cleaning, written plainly: DC repair, then minus the 16-knot splrep fit of the mean spectrum."""
+    width = data.shape[1]
+    dc = width // 2
+    data[:, dc] = (data[:, dc + 1] + data[:, dc - 3]) / 2
+    data[:, dc - 1] = (data[:, dc + 2] + data[:, dc - 2]) / 2
+    x = np.arange(width)
+    spline = interpolate.splrep(x, np.mean(data, axis=0), t=np.arange(0, width, width // 16 + 1)[1:])
+    return data - interpolate.splev(x, spline)
+
+
 def reference_hits(path, threshold: float = 2048.0, *, pvalue: float | None = None, window: int = 256,
                    coarse_channel_width: int | None = None) -> pd.DataFrame:
     """The original method, written plainly: scipy's normaltest on each window's samples.
@@ -23,14 +34,8 @@ def reference_hits(path, threshold: float = 2048.0, *, pvalue: float | None = No
     rows = []
     with open_observation(path, coarse_channel_width) as obs:
         for cc in range(obs.n_coarse_channels):
-            data = obs.coarse_channel(cc)
-            width = data.shape[1]
-            dc = width // 2
-            data[:, dc] = (data[:, dc + 1] + data[:, dc - 3]) / 2
-            data[:, dc - 1] = (data[:, dc + 2] + data[:, dc - 2]) / 2
-            x = np.arange(width)
-            spline = interpolate.splrep(x, np.mean(data, axis=0), t=np.arange(0, width, width // 16 + 1)[1:])
-            cleaned = data - interpolate.splev(x, spline)
+            cleaned = plain_clean(obs.coarse_channel(cc))
+            width = cleaned.shape[1]
             for i in range(0, width - half, half):
                 statistic, p = stats.normaltest(cleaned[:, i:i + window].flatten())
                 if (p < pvalue) if pvalue is not None else (statistic > threshold):
@@ -91,12 +96,8 @@ def test_stamps_are_the_cleaned_windows(small_obs):
     with open_observation(path) as obs:
         hits, stamps = detect(obs, Parameters())
         block = obs.coarse_channel(1)
-    width = block.shape[1]
-    x = np.arange(width)
-    dc = width // 2
-    block[:, dc] = (block[:, dc + 1] + block[:, dc - 3]) / 2
-    block[:, dc - 1] = (block[:, dc + 2] + block[:, dc - 2]) / 2
-    cleaned = block - interpolate.splev(x, interpolate.splrep(x, block.mean(axis=0), t=np.arange(0, width, 1025)[1:]))
+    cleaned = plain_clean(block)
+    width = cleaned.shape[1]
     assert len(hits) >= 1 and (hits["coarse_channel"] == 1).all()
     for row, index in enumerate(hits["index"]):
         start = index - width
@@ -151,12 +152,7 @@ def test_other_window_and_stride(small_obs):
     assert len(hits) > 0 and stamps.shape[1:] == (16, 512)
     assert (hits["index"] % 256 == 0).all()
     first = int(hits["index"].iloc[0])
-    width = block.shape[1]
-    x = np.arange(width)
-    dc = width // 2
-    block[:, dc] = (block[:, dc + 1] + block[:, dc - 3]) / 2
-    block[:, dc - 1] = (block[:, dc + 2] + block[:, dc - 2]) / 2
-    cleaned = block - interpolate.splev(x, interpolate.splrep(x, block.mean(axis=0), t=np.arange(0, width, 1025)[1:]))
+    cleaned = plain_clean(block)
     expected = stats.normaltest(cleaned[:, first:first + 512].ravel()).statistic
     assert hits["statistic"].iloc[0] == pytest.approx(expected, rel=1e-6)
 
