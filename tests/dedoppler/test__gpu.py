@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bl_reservoir.dedoppler import _gpu, driver
@@ -117,3 +118,29 @@ def test_without_cupy_the_gpu_path_is_a_usage_error(monkeypatch):
         _gpu.best_sums(_block(16, 64, seed=1), 16, 10, 0, PAD)
     assert "bl-reservoir[gpu]" in str(info.value) and "\n" not in str(info.value)
     assert info.value.exit_code == 2
+
+
+def test_the_gpu_search_reports_the_cpu_hits(small_obs, monkeypatch):
+    # no GPU here: numpy stands in for cupy, so this checks the --gpu pipeline, not the device
+    from bl_reservoir.dedoppler import SearchParameters, search_observation
+    from bl_reservoir.io import open_observation
+
+    path, truth = small_obs("gpu.h5", n_coarse=2, width=8192, n_signals=8, snr_range=(15, 40),
+                            drift_range=(-4, 4), seed=21)
+    monkeypatch.setattr(_gpu, "require_cupy", lambda: np)
+    found = {}
+    for gpu in (False, True):
+        with open_observation(path) as obs:
+            found[gpu], _, _ = search_observation(obs, SearchParameters(gpu=gpu))
+    assert len(found[False]) >= len(truth[truth.snr >= 20])
+    pd.testing.assert_frame_equal(found[True], found[False])
+
+
+def test_the_script_refuses_gpu_without_cupy_in_one_line(small_obs, monkeypatch, capsys):
+    from bl_reservoir.dedoppler.search import main
+
+    path, _ = small_obs("nogpu.h5", n_coarse=1, width=4096, noise_only=True)
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    assert main([str(path), "--gpu"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and "cupy" in lines[0] and "without --gpu" in lines[0]

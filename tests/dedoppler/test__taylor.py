@@ -63,18 +63,21 @@ def test_tree_recovers_a_straight_line_within_the_tolerance():
         assert hit == n - np.count_nonzero(taylor_path(n)[s] != np.round(s * np.arange(n) / (n - 1)))
 
 
-@pytest.mark.parametrize("n_time", [16, 12])
+@pytest.mark.parametrize("n_time", [16, 12, 3, 2])
 def test_drift_search_blocks_equal_brute_force_over_every_drift(n_time):
-    # n_time 12 is padded to 16 rows; drifts beyond one block use pre-shifted rows
+    # n_time 12 and 3 are padded to 16 and 4 rows; drifts beyond one block use pre-shifted rows;
+    # with 2 rows the first tree level is the whole tree
+    n_rows = 1 << (n_time - 1).bit_length()
+    step = n_rows - 1
     rng = np.random.default_rng(5)
     width, max_bins = 300, 50
     data = rng.normal(size=(n_time, width)).astype(np.float32)
-    padded = np.zeros((16, padded_width(width, 16, max_bins, 128)), dtype=np.float32)
+    padded = np.zeros((n_rows, padded_width(width, n_rows, max_bins, 128)), dtype=np.float32)
     padded[:n_time, :width] = data
     best = np.empty(width, dtype=np.float32)
     block = np.empty(width, dtype=np.int32)
     drift_search(padded, width, max_bins, 3, best, block, 128)
-    offsets = drift_offsets(16, max_bins)
+    offsets = drift_offsets(n_rows, max_bins)
     brute = np.array([[_path_sum(data, offsets[b], j) for b in range(max_bins + 1)] for j in range(width)])
     brute[:, :3] = -np.inf  # min_bins = 3
     np.testing.assert_allclose(best, brute.max(axis=1), atol=1e-4)
@@ -91,7 +94,7 @@ def test_drift_search_blocks_equal_brute_force_over_every_drift(n_time):
     drift_search_threaded(padded, width, max_bins, 3, best_t, block_t, 128)
     np.testing.assert_array_equal(best_t, best)
     # the winning block holds the winning drift (ties aside: equal sums in two blocks)
-    in_block = (bins >= block * 15) & (bins <= block * 15 + 15)
+    in_block = (bins >= block * step) & (bins <= block * step + step)
     assert in_block.mean() > 0.95
 
 

@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from bl_reservoir.errors import ReservoirWarning
+from bl_reservoir.errors import InvalidObservation, ReservoirWarning
 from bl_reservoir.io import coarse_channel_width, open_observation, write_h5
 from bl_reservoir.synth import bl_header, make_observation
 
@@ -52,7 +52,7 @@ _PEAK = textwrap.dedent("""
     tracemalloc.start()
     with open_observation(sys.argv[1]) as obs:
         total = 0.0
-        for i, block in obs.iter_coarse_channels():
+        for i, block in obs.iter_coarse_channels(read_ahead=sys.argv[2] == "1"):
             total += float(block[0, 0])
             del block
     print(json.dumps({"peak": tracemalloc.get_traced_memory()[1],
@@ -60,23 +60,59 @@ _PEAK = textwrap.dedent("""
 """)
 
 
-def _measure(path) -> dict:
-    out = subprocess.run([sys.executable, "-c", _PEAK, str(path)], capture_output=True, text=True, check=True)
+def _measure(path, read_ahead: bool = False) -> dict:
+    out = subprocess.run([sys.executable, "-c", _PEAK, str(path), str(int(read_ahead))],
+                         capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("read_ahead", [False, True])
 @pytest.mark.parametrize("ext", [".fil", ".h5"])
-def test_peak_memory_is_one_coarse_channel(tmp_path, ext):
+def test_peak_memory_is_one_coarse_channel(tmp_path, ext, read_ahead):
     width = 131072
     one = 16 * width * 4  # bytes of one float32 coarse channel
     small, _ = make_observation(tmp_path / f"two{ext}", n_coarse_channels=2, coarse_channel_width=width,
                                 n_signals=0, seed=0)
     big, _ = make_observation(tmp_path / f"eight{ext}", n_coarse_channels=8, coarse_channel_width=width,
                               n_signals=0, seed=0)
-    m2, m8 = _measure(small), _measure(big)
-    # Python-level allocations: one block (plus the conversion copy for 8/16-bit) at a time.
-    assert m8["peak"] < 2.2 * one, m8
+    m2, m8 = _measure(small, read_ahead), _measure(big, read_ahead)
+    # Python-level allocations: one block (plus the conversion copy for 8/16-bit) at a time;
+    # reading ahead adds the next block, and never more
+    assert m8["peak"] < (3.2 if read_ahead else 2.2) * one, m8
     assert m8["peak"] < m2["peak"] * 1.2 + 65536
     if ext == ".h5":  # no memory map: resident memory must not grow with the number of coarse channels
         assert (m8["rss_kb"] - m2["rss_kb"]) * 1024 < one, (m2, m8)
+
+
+@pytest.mark.parametrize("ext", [".fil", ".h5"])
+def test_reading_ahead_yields_the_same_blocks_in_order(tmp_path, ext):
+    path, _ = make_observation(tmp_path / f"ahead{ext}", n_coarse_channels=3, coarse_channel_width=2048,
+                               n_signals=2, seed=4)
+    with open_observation(path) as obs:
+        plain = [(i, block.copy()) for i, block in obs.iter_coarse_channels()]
+        ahead = [(i, block.copy()) for i, block in obs.iter_coarse_channels(read_ahead=True)]
+    assert [i for i, _ in ahead] == [0, 1, 2]
+    for (_, a), (_, b) in zip(plain, ahead):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_reading_ahead_reports_a_bad_block_where_it_is_read(tmp_path):
+    # a damaged chunk is simulated by the reader raising for coarse channel 2 (an intact file
+    # cannot be damaged there without also failing the checks made when it is opened)
+    path, _ = make_observation(tmp_path / "cut.h5", n_coarse_channels=4, coarse_channel_width=2048,
+                               n_signals=0, seed=5)
+    got = []
+    with open_observation(path) as obs, pytest.raises(InvalidObservation, match="cut.h5: chunk") as info:
+        read = obs._read
+
+        def damaged(start: int, stop: int) -> np.ndarray:
+            if start >= 2 * 2048:
+                raise InvalidObservation(obs.path, "chunk unreadable")
+            return read(start, stop)
+
+        obs._read = damaged
+        for i, _ in obs.iter_coarse_channels(read_ahead=True):
+            got.append(i)
+    assert got == [0, 1]  # the blocks before the bad one reach the caller; nothing after it
+    assert len(str(info.value).splitlines()) == 1

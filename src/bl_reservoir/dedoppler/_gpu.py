@@ -17,7 +17,8 @@ from bl_reservoir.dedoppler._taylor import padded_width
 from bl_reservoir.errors import UsageError
 
 
-def _cupy() -> ModuleType:
+def require_cupy() -> ModuleType:
+    """cupy, or a one-line UsageError saying why the GPU path cannot run here."""
     try:
         import cupy
 
@@ -97,7 +98,7 @@ def best_sums(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int, pad_
     # imported here, not at the top: the driver may import this module
     from bl_reservoir.dedoppler.driver import _fill
 
-    xp = _cupy() if xp is None else xp
+    xp = require_cupy() if xp is None else xp
     to_host = getattr(xp, "asnumpy", np.asarray)
     width = block.shape[1] // factor
     step = max(n_rows - 1, 1)

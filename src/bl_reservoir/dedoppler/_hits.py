@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _top_hits(snr: np.ndarray, candidates: np.ndarray, window: int) -> np.ndarray:
     keep = np.zeros(candidates.shape[0], dtype=np.bool_)
     width = snr.shape[0]

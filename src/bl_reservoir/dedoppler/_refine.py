@@ -22,30 +22,53 @@ def drift_offsets(n_rows: int, max_bins: int) -> np.ndarray:
     return ((bins // step)[:, None] * rows[None, :] + tree[bins % step]).astype(np.int32)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def refine(data: np.ndarray, pad_value: float, offsets: np.ndarray, columns: np.ndarray,
            drifts: np.ndarray, radius_cols: int, radius_bins: int, min_bins: int, max_bins: int,
-           best: np.ndarray, best_bins: np.ndarray) -> None:
+           best: np.ndarray, best_bins: np.ndarray, factor: int = 1) -> None:
     """For each candidate (columns[n], drifts[n] signed bins), sum every path within the radii.
 
     Signed drifts `t` with `min_bins <= |t| <= max_bins` follow `offsets[|t|]`, mirrored for
-    t < 0. `data` is (n_time, W); rows past n_time count as zero, columns outside the band as
+    t < 0. `data` is (n_time, W); a column is `factor` adjacent channels summed (so the coarse
+    stage needs no summed copy), rows past n_time count as zero, columns outside the band as
     `pad_value`. Keeps the largest sum per start column in `best` / `best_bins` (signed bins).
     """
-    n_time, width = data.shape
+    n_time = data.shape[0]
+    width = data.shape[1] // factor
+    n_cols = 2 * radius_cols + 1
+    acc = np.empty(n_cols, dtype=np.float64)
     for n in range(columns.shape[0]):
-        for col in range(columns[n] - radius_cols, columns[n] + radius_cols + 1):
-            if col < 0 or col >= width:
+        first_col = columns[n] - radius_cols
+        for t in range(drifts[n] - radius_bins, drifts[n] + radius_bins + 1):
+            mag = abs(t)
+            if mag < min_bins or mag > max_bins:
                 continue
-            for t in range(drifts[n] - radius_bins, drifts[n] + radius_bins + 1):
-                mag = abs(t)
-                if mag < min_bins or mag > max_bins:
-                    continue
-                sign = 1 if t >= 0 else -1
-                total = 0.0
-                for i in range(n_time):
-                    c = col + sign * offsets[mag, i]
-                    total += data[i, c] if 0 <= c < width else pad_value
-                if total > best[col]:
-                    best[col] = total
+            sign = 1 if t >= 0 else -1
+            for k in range(n_cols):
+                acc[k] = 0.0
+            for i in range(n_time):  # the n_cols paths of drift t side by side: contiguous reads per row
+                base = first_col + sign * offsets[mag, i]
+                if base >= 0 and base + n_cols <= width:
+                    if factor == 1:
+                        for k in range(n_cols):
+                            acc[k] += data[i, base + k]
+                    elif factor == 2:
+                        for k in range(n_cols):
+                            acc[k] += data[i, 2 * (base + k)] + data[i, 2 * (base + k) + 1]
+                    else:
+                        for k in range(n_cols):
+                            for u in range(factor * (base + k), factor * (base + k + 1)):
+                                acc[k] += data[i, u]
+                else:
+                    for k in range(n_cols):
+                        c = base + k
+                        if 0 <= c < width:
+                            for u in range(factor * c, factor * (c + 1)):
+                                acc[k] += data[i, u]
+                        else:
+                            acc[k] += pad_value
+            for k in range(n_cols):
+                col = first_col + k
+                if 0 <= col < width and acc[k] > best[col]:
+                    best[col] = acc[k]
                     best_bins[col] = t

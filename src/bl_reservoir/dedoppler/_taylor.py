@@ -31,19 +31,19 @@ def taylor_path(n_rows: int) -> np.ndarray:
     return paths
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def _add(out: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
     for j in range(out.shape[0]):
         out[j] = a[j] + b[j]
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def _first_sum(best: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
     for j in range(best.shape[0]):
         best[j] = a[j] + b[j]
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def _keep_max(best: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
     """The last tree merge fused with the running maximum over drifts: `a + b` is never stored.
 
@@ -53,7 +53,7 @@ def _keep_max(best: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
         best[j] += max(a[j] + b[j] - best[j], np.float32(0.0))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _merge_block(best: np.ndarray, best_block: np.ndarray, block_max: np.ndarray, k: int, first: bool) -> None:
     """Fold one drift block's maxima into the running maxima, remembering the winning block."""
     for j in range(best.shape[0]):  # block_max may be longer than best: only the first len(best) count
@@ -62,7 +62,7 @@ def _merge_block(best: np.ndarray, best_block: np.ndarray, block_max: np.ndarray
             best_block[j] = k
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _tree_levels(src: np.ndarray, dst: np.ndarray, first_group: int, last_group: int = 0) -> np.ndarray:
     """Merge groups of `first_group` rows up to `last_group` (default all rows); return the buffer holding them.
 
@@ -84,7 +84,7 @@ def _tree_levels(src: np.ndarray, dst: np.ndarray, first_group: int, last_group:
     return src
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def taylor_tree(data: np.ndarray) -> np.ndarray:
     """float32 (P, W) -> (P, W): `[s, j]` = sum over rows of `data` along the Taylor path of drift s from column j.
 
@@ -102,7 +102,7 @@ def padded_width(width: int, n_rows: int, max_bins: int, chunk: int) -> int:
     return width + chunk + 2 * n_rows + max_bins + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _search_chunks(padded: np.ndarray, width: int, max_bins: int, min_bins: int, best: np.ndarray,
                    best_block: np.ndarray, chunk: int, first_chunk: int, stop_chunk: int) -> None:
     n_rows = padded.shape[0]
@@ -122,6 +122,19 @@ def _search_chunks(padded: np.ndarray, width: int, max_bins: int, min_bins: int,
             if n_rows == 1:  # a single spectrum: every drift is the same sum
                 tmp[0, :] = 0.0
                 _first_sum(target[:n_cols], padded[0, c0:c0 + n_cols], tmp[0])
+                _merge_block(best[c0:c0 + n_cols], best_block[c0:c0 + n_cols], target, k, first_block)
+                first_block = False
+                continue
+            if n_rows == 2:  # level one is the whole tree: merge it straight into the running maximum
+                fresh = True
+                for s in range(2):
+                    if min_bins <= first + s <= max_bins:
+                        b0 = c0 + k + s
+                        if fresh:
+                            _first_sum(target[:n_cols], padded[0, c0:c0 + n_cols], padded[1, b0:b0 + n_cols])
+                            fresh = False
+                        else:
+                            _keep_max(target[:n_cols], padded[0, c0:c0 + n_cols], padded[1, b0:b0 + n_cols])
                 _merge_block(best[c0:c0 + n_cols], best_block[c0:c0 + n_cols], target, k, first_block)
                 first_block = False
                 continue
@@ -148,7 +161,7 @@ def _search_chunks(padded: np.ndarray, width: int, max_bins: int, min_bins: int,
             first_block = False
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def drift_search(padded: np.ndarray, width: int, max_bins: int, min_bins: int,
                  best: np.ndarray, best_block: np.ndarray, chunk: int = 4096) -> None:
     """Write to `best` (W,) the largest path sum of each start channel over drifts of min..max bins,
@@ -164,7 +177,7 @@ def drift_search(padded: np.ndarray, width: int, max_bins: int, min_bins: int,
     _search_chunks(padded, width, max_bins, min_bins, best, best_block, chunk, 0, (width + chunk - 1) // chunk)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def drift_search_threaded(padded: np.ndarray, width: int, max_bins: int, min_bins: int,
                           best: np.ndarray, best_block: np.ndarray, chunk: int = 4096) -> None:
     """`drift_search` with chunks spread over numba's threads (separate: loading it costs ~0.5 s)."""

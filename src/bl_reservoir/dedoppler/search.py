@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="search every channel at full resolution instead of coarse-to-fine (slower, same hits)")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads for the tree (default 1: BL@Scale runs one job per core; 0 = all cores)")
-    parser.add_argument("--gpu", action="store_true", help="run the kernels on a CUDA GPU (needs cupy)")
+    parser.add_argument("--gpu", action="store_true",
+                        help="run the coarse tree search on a CUDA GPU (needs cupy: pip install 'bl-reservoir[gpu]')")
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
     return parser
 
@@ -51,12 +52,12 @@ def _check(args: argparse.Namespace) -> None:
     if args.snr <= 0:
         raise UsageError(f"{args.input}: --snr must be > 0, got {args.snr}")
     if args.gpu:
+        from bl_reservoir.dedoppler._gpu import require_cupy
+
         try:
-            import cupy  # noqa: F401
-        except ImportError:
-            raise UsageError(f"{args.input}: --gpu needs cupy and a CUDA device "
-                             "(pip install 'bl-reservoir[gpu]'); run without --gpu for the CPU path") from None
-        raise UsageError(f"{args.input}: the GPU path is not built in this version; run without --gpu")
+            require_cupy()
+        except UsageError as exc:
+            raise UsageError(f"{args.input}: {exc}; run without --gpu for the CPU path") from None
 
 
 def run(args: argparse.Namespace) -> Path:
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> Path:
     _check(args)
     started, t0 = utcnow(), time.perf_counter()
     params = SearchParameters(max_drift=args.max_drift, min_drift=args.min_drift, snr=args.snr,
-                              exhaustive=args.exhaustive, threads=args.threads)
+                              exhaustive=args.exhaustive, threads=args.threads, gpu=args.gpu)
     with open_observation(args.input, coarse_channel_width=args.coarse_channel_width) as obs:
         out_dir = Path(args.out_dir) if args.out_dir else Path(os.path.splitext(obs.path)[0])
         hits, stamps, grid = search_observation(obs, params)

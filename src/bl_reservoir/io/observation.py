@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -55,10 +56,24 @@ class Observation:
         """float32 array (n_time, coarse_channel_width) of IF 0 (Stokes I), read on demand."""
         return self.read_channels(*self.coarse_channel_bounds(i))
 
-    def iter_coarse_channels(self) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield `(i, block)` for every coarse channel; only one block is alive at a time."""
-        for i in range(self.n_coarse_channels):
-            yield i, self.coarse_channel(i)
+    def iter_coarse_channels(self, read_ahead: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield `(i, block)` for every coarse channel; only one block is alive at a time.
+
+        With `read_ahead` a background thread reads block i + 1 while the caller works on block i
+        (two blocks alive): reads (h5py, `os.pread`) release the GIL, so they overlap with kernels
+        that do too (numba `nogil=True`).
+        """
+        if not read_ahead or self.n_coarse_channels < 2:
+            for i in range(self.n_coarse_channels):
+                yield i, self.coarse_channel(i)
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
+            pending = pool.submit(self.coarse_channel, 0)
+            for i in range(self.n_coarse_channels):
+                block = pending.result()
+                pending = pool.submit(self.coarse_channel, i + 1) if i + 1 < self.n_coarse_channels else None
+                yield i, block
+                del block
 
     def read_channels(self, start: int, stop: int) -> np.ndarray:
         """float32 array (n_time, stop - start) of fine channels [start, stop) of IF 0."""
