@@ -23,6 +23,40 @@ def drift_offsets(n_rows: int, max_bins: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
+def _path_sums(data: np.ndarray, pad_value: float, offsets: np.ndarray, first_col: int, t: int,
+               factor: int, acc: np.ndarray) -> None:
+    """`acc[k]` <- the sum along drift t (signed bins) from start column first_col + k, for every k of acc."""
+    n_time = data.shape[0]
+    width = data.shape[1] // factor
+    n_cols = acc.shape[0]
+    mag = abs(t)
+    sign = 1 if t >= 0 else -1
+    for k in range(n_cols):
+        acc[k] = 0.0
+    for i in range(n_time):  # the n_cols paths side by side: contiguous reads per row
+        base = first_col + sign * offsets[mag, i]
+        if base >= 0 and base + n_cols <= width:
+            if factor == 1:
+                for k in range(n_cols):
+                    acc[k] += data[i, base + k]
+            elif factor == 2:
+                for k in range(n_cols):
+                    acc[k] += data[i, 2 * (base + k)] + data[i, 2 * (base + k) + 1]
+            else:
+                for k in range(n_cols):
+                    for u in range(factor * (base + k), factor * (base + k + 1)):
+                        acc[k] += data[i, u]
+        else:
+            for k in range(n_cols):
+                c = base + k
+                if 0 <= c < width:
+                    for u in range(factor * c, factor * (c + 1)):
+                        acc[k] += data[i, u]
+                else:
+                    acc[k] += pad_value
+
+
+@njit(cache=True, nogil=True)
 def refine(data: np.ndarray, pad_value: float, offsets: np.ndarray, columns: np.ndarray,
            drifts: np.ndarray, radius_cols: int, radius_bins: int, min_bins: int, max_bins: int,
            best: np.ndarray, best_bins: np.ndarray, factor: int = 1) -> None:
@@ -33,42 +67,36 @@ def refine(data: np.ndarray, pad_value: float, offsets: np.ndarray, columns: np.
     stage needs no summed copy), rows past n_time count as zero, columns outside the band as
     `pad_value`. Keeps the largest sum per start column in `best` / `best_bins` (signed bins).
     """
-    n_time = data.shape[0]
     width = data.shape[1] // factor
-    n_cols = 2 * radius_cols + 1
-    acc = np.empty(n_cols, dtype=np.float64)
+    acc = np.empty(2 * radius_cols + 1, dtype=np.float64)
     for n in range(columns.shape[0]):
         first_col = columns[n] - radius_cols
         for t in range(drifts[n] - radius_bins, drifts[n] + radius_bins + 1):
-            mag = abs(t)
-            if mag < min_bins or mag > max_bins:
-                continue
-            sign = 1 if t >= 0 else -1
-            for k in range(n_cols):
-                acc[k] = 0.0
-            for i in range(n_time):  # the n_cols paths of drift t side by side: contiguous reads per row
-                base = first_col + sign * offsets[mag, i]
-                if base >= 0 and base + n_cols <= width:
-                    if factor == 1:
-                        for k in range(n_cols):
-                            acc[k] += data[i, base + k]
-                    elif factor == 2:
-                        for k in range(n_cols):
-                            acc[k] += data[i, 2 * (base + k)] + data[i, 2 * (base + k) + 1]
-                    else:
-                        for k in range(n_cols):
-                            for u in range(factor * (base + k), factor * (base + k + 1)):
-                                acc[k] += data[i, u]
-                else:
-                    for k in range(n_cols):
-                        c = base + k
-                        if 0 <= c < width:
-                            for u in range(factor * c, factor * (c + 1)):
-                                acc[k] += data[i, u]
-                        else:
-                            acc[k] += pad_value
-            for k in range(n_cols):
-                col = first_col + k
-                if 0 <= col < width and acc[k] > best[col]:
-                    best[col] = acc[k]
-                    best_bins[col] = t
+            if min_bins <= abs(t) <= max_bins:
+                _path_sums(data, pad_value, offsets, first_col, t, factor, acc)
+                for k in range(acc.shape[0]):
+                    col = first_col + k
+                    if 0 <= col < width and acc[k] > best[col]:
+                        best[col] = acc[k]
+                        best_bins[col] = t
+
+
+@njit(cache=True, nogil=True)
+def drift_profile(data: np.ndarray, pad_value: float, offsets: np.ndarray, column: int, drift: int,
+                  radius_cols: int, min_bins: int, max_bins: int, best: np.ndarray, best_cols: np.ndarray) -> None:
+    """For drifts t = drift - R .. drift + R (R = len(best) // 2): the largest sum along t over start
+    columns within `radius_cols` of `column`, and that column; -inf for drifts outside min..max."""
+    width = data.shape[1]
+    radius_bins = best.shape[0] // 2
+    acc = np.empty(2 * radius_cols + 1, dtype=np.float64)
+    for n in range(best.shape[0]):
+        t = drift - radius_bins + n
+        best[n] = -np.inf
+        best_cols[n] = column
+        if min_bins <= abs(t) <= max_bins:
+            _path_sums(data, pad_value, offsets, column - radius_cols, t, 1, acc)
+            for k in range(acc.shape[0]):
+                col = column - radius_cols + k
+                if 0 <= col < width and acc[k] > best[n]:
+                    best[n] = acc[k]
+                    best_cols[n] = col

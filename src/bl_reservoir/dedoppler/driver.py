@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bl_reservoir.dedoppler._hits import hit_search
-from bl_reservoir.dedoppler._refine import drift_offsets, refine
+from bl_reservoir.dedoppler._refine import drift_offsets, drift_profile, refine
 from bl_reservoir.dedoppler._taylor import (
     drift_search,
     drift_search_threaded,
@@ -32,6 +32,11 @@ HIT_COLUMNS = ["index", "freqs", "coarse_channel", "drift_rate", "snr", "freq_st
 CANDIDATE_FRACTION = 0.5
 _CHUNK = 2048  # columns per tree chunk: buffers of 16 rows stay in L2 (measured best of 512..8192)
 _STAMP_MARGIN = 8
+#: A hit's drift is the centroid of the drifts whose best sum is within this many noise sigmas of the top,
+#: looked for within _PLATEAU_BINS drift bins and _PLATEAU_COLS start channels of the strongest path.
+PLATEAU_SIGMA = 2.0
+_PLATEAU_BINS = 8
+_PLATEAU_COLS = 4
 
 
 @dataclass(frozen=True)
@@ -209,7 +214,9 @@ def search_block(block: np.ndarray, header: dict, grid: DriftGrid, params: Searc
     found = hit_search(snr, params.snr, grid.excursion())
     if found.size == 0:
         return empty
-    drift = bins[found] * grid.resolution
+    snr_found = snr[found].astype(np.float64)  # the detection statistic: the strongest path's SNR
+    found, hit_bins = _centre_drifts(block, grid, pad_value, std, found, bins[found])
+    drift = hit_bins * grid.resolution
     freqs = header["fch1"] + header["foff"] * (first_channel + found)
     duration = (n_time - 1) * header["tsamp"]
     hits = pd.DataFrame({
@@ -217,14 +224,36 @@ def search_block(block: np.ndarray, header: dict, grid: DriftGrid, params: Searc
         "freqs": freqs,
         "coarse_channel": coarse_channel,
         "drift_rate": drift,
-        "snr": snr[found].astype(np.float64),
+        "snr": snr_found,
         "freq_start": freqs,
         "freq_end": freqs + drift * duration * 1e-6,
         "channel_in_coarse": found,
-        "drift_bins": bins[found],
+        "drift_bins": hit_bins,
         "n_candidates": n_candidates,
     }, columns=HIT_COLUMNS)
     return hits, _stamps(block, found, stamp_width, pad_value)
+
+
+def _centre_drifts(block: np.ndarray, grid: DriftGrid, pad_value: float, std: float, columns: np.ndarray,
+                   drifts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each hit's drift moved to the centre of its plateau: start column and drift bins per hit.
+
+    A signal several channels wide sums almost the same along a few neighbouring drifts (each with
+    its own start column), so the single largest sum lands anywhere on that plateau by noise. The
+    centroid of the drifts within PLATEAU_SIGMA noise sigmas of the top is the better estimate; for a
+    narrow signal the plateau is one drift and nothing moves.
+    """
+    offsets = drift_offsets(grid.n_rows, grid.max_bins)
+    out_cols, out_bins = columns.copy(), drifts.astype(np.int64)
+    profile = np.empty(2 * _PLATEAU_BINS + 1, dtype=np.float64)
+    profile_cols = np.empty(profile.size, dtype=np.int64)
+    for n, (col, drift) in enumerate(zip(columns.tolist(), out_bins.tolist())):
+        drift_profile(block, pad_value, offsets, col, drift, _PLATEAU_COLS, grid.min_bins, grid.max_bins,
+                      profile, profile_cols)
+        weight = np.clip(profile - (profile.max() - PLATEAU_SIGMA * std), 0.0, None)
+        centre = int(np.rint(weight @ np.arange(profile.size) / weight.sum()))
+        out_cols[n], out_bins[n] = profile_cols[centre], drift - _PLATEAU_BINS + centre
+    return out_cols, out_bins
 
 
 def _stamps(block: np.ndarray, centres: np.ndarray, stamp_width: int, pad_value: float) -> np.ndarray:
