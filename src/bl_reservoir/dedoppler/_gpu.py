@@ -96,7 +96,7 @@ def best_sums(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int, pad_
     tie to within that rounding.
     """
     # imported here, not at the top: the driver may import this module
-    from bl_reservoir.dedoppler.driver import _fill
+    from bl_reservoir.dedoppler.driver import _fill, _join_signs
 
     xp = require_cupy() if xp is None else xp
     to_host = getattr(xp, "asnumpy", np.asarray)
@@ -109,7 +109,4 @@ def best_sums(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int, pad_
         _fill(data, padded, factor, reverse, pad_value)  # numpy ufuncs dispatch to cupy arrays
         found.append([to_host(a) for a in _search(xp, padded, width, max_bins, min_bins)])
     (best, block_k), (best_r, block_r) = found
-    best_r, block_r = best_r[::-1], block_r[::-1]
-    reverse = best_r > best
-    centre = np.where(reverse, -1, 1) * (np.where(reverse, block_r, block_k).astype(np.int64) * step + step // 2)
-    return np.where(reverse, best_r, best).astype(np.float32), centre, step - step // 2
+    return (*_join_signs(best, block_k, best_r[::-1], block_r[::-1], step), step - step // 2)

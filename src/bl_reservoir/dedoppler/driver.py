@@ -29,7 +29,7 @@ HIT_COLUMNS = ["index", "freqs", "coarse_channel", "drift_rate", "snr", "freq_st
                "channel_in_coarse", "drift_bins", "n_candidates"]
 
 #: A coarse-stage candidate must reach this fraction of --snr (its noise is sqrt(2) larger).
-CANDIDATE_FRACTION = 0.5
+CANDIDATE_FRACTION = 0.55
 _CHUNK = 2048  # columns per tree chunk: buffers of 16 rows stay in L2 (measured best of 512..8192)
 _STAMP_MARGIN = 8
 #: A hit's drift is the centroid of the drifts whose best sum is within this many noise sigmas of the top,
@@ -140,13 +140,21 @@ def _best_sums(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int, pad
     search(padded, width, max_bins, min_bins, best, block_k, _CHUNK)
     best_r = np.empty(width, dtype=np.float32)
     block_r = np.empty(width, dtype=np.int32)
-    band = padded[:block.shape[0], :width]
-    band[...] = band[:, ::-1]  # the negative drifts: reverse the summed band in place (numpy copies the overlap)
+    _fill(block, padded, factor, True, pad_value)  # the negative drifts: the same search, channels reversed
     search(padded, width, max_bins, min_bins, best_r, block_r, _CHUNK)
-    best_r, block_r = best_r[::-1], block_r[::-1]
+    return (*_join_signs(best, block_k, best_r[::-1], block_r[::-1], step), step - step // 2)
+
+
+def _join_signs(best: np.ndarray, block_k: np.ndarray, best_r: np.ndarray, block_r: np.ndarray,
+                step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel the better of the positive- and negative-drift searches (positive wins ties), and the
+    signed centre bin of its drift block."""
     reverse = best_r > best
-    centre = np.where(reverse, -1, 1) * (np.where(reverse, block_r, block_k) * step + step // 2)
-    return np.where(reverse, best_r, best), centre.astype(np.int64), step - step // 2
+    centre = np.where(reverse, block_r, block_k).astype(np.int64)
+    centre *= step
+    centre += step // 2
+    np.negative(centre, out=centre, where=reverse)
+    return np.maximum(best, best_r), centre
 
 
 def _exact(block: np.ndarray, n_rows: int, pad_value: float, columns: np.ndarray, centres: np.ndarray,
