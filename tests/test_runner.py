@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import _algorithms
@@ -167,10 +170,26 @@ def test_stale_scratch_of_a_dead_job_is_removed(algos, strong_signal_obs, tmp_pa
     stale = runner.scratch_root() / "job-dead-abc"
     (stale / "out").mkdir(parents=True)
     (stale / ".lock").write_text("")
+    old = time.time() - 600
+    os.utime(stale, (old, old))  # its process died ten minutes ago
     starting = runner.scratch_root() / "job-starting-xyz"  # made a moment ago, lock not yet taken
     starting.mkdir()
+    locking = runner.scratch_root() / "job-locking-xyz"  # lock file created, flock a moment away
+    locking.mkdir()
+    (locking / ".lock").write_text("")
     runner.run_job("testalgs/ok", str(path), bucket=str(tmp_path / "bucket"))
-    assert _scratch() == ["job-starting-xyz"]
+    assert _scratch() == ["job-locking-xyz", "job-locking-xyz/.lock", "job-starting-xyz"]
+
+
+def test_jobs_run_side_by_side_in_one_process(algos, strong_signal_obs, tmp_path):
+    # a sweep by one job once removed the scratch folder of another that had made its lock file
+    # but not yet locked it (seen running run_job from two threads)
+    path, _ = strong_signal_obs
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(lambda n: runner.run_job("testalgs/ok", str(path), bucket=str(tmp_path / f"b{n}")),
+                                 range(16)))
+    assert [o.state for o in outcomes] == ["succeeded"] * 16
+    assert _scratch() == []
 
 
 # ---------------------------------------------------------------- failures

@@ -121,12 +121,13 @@ def _sweep_stale(root: Path) -> None:
     """Remove scratch folders of jobs whose process died (their lock is free)."""
     for folder in root.glob("job-*"):
         lock = folder / _LOCK
-        if not lock.exists():
-            try:
-                if time.time() - folder.stat().st_mtime < _LOCKLESS_GRACE_S:
-                    continue  # a job that is just starting: it makes its lock right after the folder
-            except OSError:
+        try:
+            if time.time() - folder.stat().st_mtime < _LOCKLESS_GRACE_S:
+                # a job that is just starting: between making its folder, creating its lock file and
+                # taking the lock, a sweep from another job (thread or process) must not step in
                 continue
+        except OSError:
+            continue
         try:
             with open(lock, "a") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

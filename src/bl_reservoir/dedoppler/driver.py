@@ -48,7 +48,9 @@ class SearchParameters:
     snr: float = 10.0
     blank_dc: bool = True
     exhaustive: bool = False
-    threads: int = 1  # numba threads for the tree; 0 = all cores (BL@Scale runs one job per core)
+    # CPU threads: 1 = one core, nothing in the background (BL@Scale runs one job per core);
+    # 0 (all cores) or N > 1 = numba threads for the tree, and the next coarse channel read ahead
+    threads: int = 1
     gpu: bool = False  # the coarse tree search on a CUDA GPU through cupy (`_gpu`); refinement stays here
 
     def as_dict(self) -> dict[str, Any]:
@@ -280,7 +282,7 @@ def search_observation(obs, params: SearchParameters) -> tuple[pd.DataFrame, np.
     log.info("%s: %d coarse channels, drift resolution %.6f Hz/s, %d bins each sign",
              obs.path, obs.n_coarse_channels, abs(grid.resolution), grid.max_bins)
     frames, stamps = [], []
-    for cc, block in obs.iter_coarse_channels(read_ahead=True):
+    for cc, block in obs.iter_coarse_channels(read_ahead=params.threads != 1):
         start, _ = obs.coarse_channel_bounds(cc)
         hits, stamp = search_block(block, obs.header, grid, params, cc, start)
         log.info("%s: coarse channel %d: %d hits", obs.path, cc, len(hits))

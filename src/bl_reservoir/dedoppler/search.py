@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--exhaustive", action="store_true",
                         help="search every channel at full resolution instead of coarse-to-fine (slower, same hits)")
     parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads for the tree (default 1: BL@Scale runs one job per core; 0 = all cores)")
+                        help="CPU threads (default 1: BL@Scale runs one job per core; 0 = all cores): "
+                             "numba threads for the tree, and the next coarse channel read in the background")
     parser.add_argument("--gpu", action="store_true",
                         help="run the coarse tree search on a CUDA GPU (needs cupy: pip install 'bl-reservoir[gpu]')")
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
