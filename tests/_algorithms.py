@@ -5,7 +5,8 @@
 (for the algorithm subprocesses). Algorithms (`testalgs/<name>`):
 
 - `ok`: one hit per coarse channel at the brightest fine channel of the time-averaged spectrum;
-  writes only the three original files, like an external algorithm. Prints its arguments.
+  writes only the three original files, like an external algorithm. Prints its arguments
+  and NUMBA_NUM_THREADS.
 - `crash`: prints a few lines, then exits with code 3.
 - `sleepy`: sleeps for ten minutes (for timeouts).
 - `mismatch`: two hits but one stamp.
@@ -54,6 +55,7 @@ from bl_reservoir.io import open_observation
 
 inp, out = args()
 print("ok called with", " ".join(__import__("sys").argv[1:]), flush=True)
+print("NUMBA_NUM_THREADS=" + __import__("os").environ.get("NUMBA_NUM_THREADS", "unset"), flush=True)
 rows, stamps = [], []
 with open_observation(inp) as obs:
     w = obs.coarse_channel_width

@@ -181,6 +181,16 @@ def test_stale_scratch_of_a_dead_job_is_removed(algos, strong_signal_obs, tmp_pa
     assert _scratch() == ["job-locking-xyz", "job-locking-xyz/.lock", "job-starting-xyz"]
 
 
+def test_a_job_gets_one_core_unless_the_caller_says_otherwise(algos, strong_signal_obs, tmp_path, monkeypatch):
+    path, _ = strong_signal_obs
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    one = runner.run_job("testalgs/ok", str(path), bucket=str(tmp_path / "one"))
+    assert "NUMBA_NUM_THREADS=1" in (Path(one.result_uri) / "log.txt").read_text().splitlines()
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "2")
+    two = runner.run_job("testalgs/ok", str(path), bucket=str(tmp_path / "two"))
+    assert "NUMBA_NUM_THREADS=2" in (Path(two.result_uri) / "log.txt").read_text().splitlines()
+
+
 def test_jobs_run_side_by_side_in_one_process(algos, strong_signal_obs, tmp_path):
     # a sweep by one job once removed the scratch folder of another that had made its lock file
     # but not yet locked it (seen running run_job from two threads)

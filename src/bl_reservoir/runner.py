@@ -147,6 +147,21 @@ def _log_tail(path: Path, n: int = LOG_TAIL_LINES) -> str:
     return " | ".join(lines[-n:])
 
 
+#: A job is one core: BL@Scale scales by running jobs side by side (one per core), so the numeric
+#: libraries of an algorithm must not each start a thread per core. The caller's settings win.
+ONE_CORE = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def job_environment(external: bool) -> dict[str, str]:
+    """Environment of an algorithm's process: ours, one core unless set otherwise, unbuffered output;
+    an external package's venv gets no PYTHONPATH/PYTHONHOME/VIRTUAL_ENV of ours."""
+    env = {**ONE_CORE, **os.environ, "PYTHONUNBUFFERED": "1"}
+    if external:
+        for name in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
+            env.pop(name, None)
+    return env
+
+
 def _run_algorithm(cmd: list[str], log_path: Path, timeout: float, label: str,
                    package_dir: Path | None = None) -> float:
     """Run the C1 command with output to `log_path`; seconds taken. Kills the whole process group on timeout.
@@ -155,10 +170,7 @@ def _run_algorithm(cmd: list[str], log_path: Path, timeout: float, label: str,
     `cd <package> && python3 <script>`, and no PYTHONPATH/PYTHONHOME/VIRTUAL_ENV leaks into its venv.
     """
     start = time.monotonic()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if package_dir is not None:
-        for name in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
-            env.pop(name, None)
+    env = job_environment(package_dir is not None)
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env, cwd=package_dir or log_path.parent)

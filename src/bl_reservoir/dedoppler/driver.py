@@ -48,9 +48,10 @@ class SearchParameters:
     snr: float = 10.0
     blank_dc: bool = True
     exhaustive: bool = False
-    # CPU threads: 1 = one core, nothing in the background (BL@Scale runs one job per core);
-    # 0 (all cores) or N > 1 = numba threads for the tree, and the next coarse channel read ahead
-    threads: int = 1
+    # CPU threads: 0 = numba's count (NUMBA_NUM_THREADS, else all cores; the runner sets 1 for a job),
+    # 1 = one core and nothing in the background, N > 1 = numba threads for the tree and the next
+    # coarse channel read ahead
+    threads: int = 0
     gpu: bool = False  # the coarse tree search on a CUDA GPU through cupy (`_gpu`); refinement stays here
 
     def as_dict(self) -> dict[str, Any]:
@@ -113,13 +114,23 @@ def _fill(block: np.ndarray, padded: np.ndarray, factor: int, reverse: bool, pad
     padded[n_time:] = 0.0
 
 
+def cpu_threads(threads: int) -> int:
+    """Threads a search with `threads` (0 = numba's count) uses."""
+    if threads > 0:
+        return threads
+    import numba
+
+    return numba.config.NUMBA_NUM_THREADS
+
+
 def _tree_search(threads: int):
     """The tree kernel for a thread count: the threaded one only when asked (it loads slower)."""
+    threads = cpu_threads(threads)
     if threads == 1:
         return drift_search
     import numba
 
-    numba.set_num_threads(threads if threads > 0 else numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     return drift_search_threaded
 
 
@@ -282,7 +293,7 @@ def search_observation(obs, params: SearchParameters) -> tuple[pd.DataFrame, np.
     log.info("%s: %d coarse channels, drift resolution %.6f Hz/s, %d bins each sign",
              obs.path, obs.n_coarse_channels, abs(grid.resolution), grid.max_bins)
     frames, stamps = [], []
-    for cc, block in obs.iter_coarse_channels(read_ahead=params.threads != 1):
+    for cc, block in obs.iter_coarse_channels(read_ahead=cpu_threads(params.threads) > 1):
         start, _ = obs.coarse_channel_bounds(cc)
         hits, stamp = search_block(block, obs.header, grid, params, cc, start)
         log.info("%s: coarse channel %d: %d hits", obs.path, cc, len(hits))

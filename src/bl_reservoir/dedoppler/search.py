@@ -34,9 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fine channels per coarse channel (default: from the header)")
     parser.add_argument("--exhaustive", action="store_true",
                         help="search every channel at full resolution instead of coarse-to-fine (slower, same hits)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads (default 1: BL@Scale runs one job per core; 0 = all cores): "
-                             "numba threads for the tree, and the next coarse channel read in the background")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads: numba threads for the tree, and the next coarse channel read in the "
+                             "background when > 1 (default 0: NUMBA_NUM_THREADS, else all cores; a BL@Scale job "
+                             "gets 1)")
     parser.add_argument("--gpu", action="store_true",
                         help="run the coarse tree search on a CUDA GPU (needs cupy: pip install 'bl-reservoir[gpu]')")
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
