@@ -84,6 +84,16 @@ def test_min_and_max_drift_are_honoured(small_obs):
     assert (hits["drift_rate"].abs() >= 0.5).all()
 
 
+def test_a_wide_signal_just_below_min_drift_is_reported_above_it(small_obs):
+    # 20 Hz wide at drift 0: drifts of +-3..6 bins all sum much of it, on both sides of the
+    # excluded band; the reported drift must stay on one side, not average across the gap
+    signals = {0: [Signal(4000, 0.0, 60.0, 20.0)]}
+    path, _ = small_obs("gap.h5", n_coarse=1, width=8192, signals=signals)
+    hits, _, grid = _search(path, min_drift=0.03)
+    assert len(hits) == 1 and abs(hits["index"].iloc[0] - 4000) <= 4
+    assert abs(hits["drift_bins"].iloc[0]) >= grid.min_bins == 3
+
+
 def test_time_axis_is_padded_to_a_power_of_two(small_obs):
     signals = {0: [Signal(2000, 0.8, 40.0, 4.0), Signal(5000, -1.5, 40.0, 4.0)]}
     path, truth = small_obs("twelve.h5", n_coarse=1, width=8192, n_time=12, signals=signals)

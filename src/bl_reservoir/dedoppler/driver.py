@@ -261,8 +261,8 @@ def _centre_drifts(block: np.ndarray, grid: DriftGrid, pad_value: float, std: fl
 
     A signal several channels wide sums almost the same along a few neighbouring drifts (each with
     its own start column), so the single largest sum lands anywhere on that plateau by noise. The
-    centroid of the drifts within PLATEAU_SIGMA noise sigmas of the top is the better estimate; for a
-    narrow signal the plateau is one drift and nothing moves.
+    centroid of the neighbouring drifts within PLATEAU_SIGMA noise sigmas of the top is the better
+    estimate; for a narrow signal the plateau is one drift and nothing moves.
     """
     offsets = drift_offsets(grid.n_rows, grid.max_bins)
     out_cols, out_bins = columns.copy(), drifts.astype(np.int64)
@@ -271,10 +271,22 @@ def _centre_drifts(block: np.ndarray, grid: DriftGrid, pad_value: float, std: fl
     for n, (col, drift) in enumerate(zip(columns.tolist(), out_bins.tolist())):
         drift_profile(block, pad_value, offsets, col, drift, _PLATEAU_COLS, grid.min_bins, grid.max_bins,
                       profile, profile_cols)
-        weight = np.clip(profile - (profile.max() - PLATEAU_SIGMA * std), 0.0, None)
-        centre = int(np.rint(weight @ np.arange(profile.size) / weight.sum()))
-        out_cols[n], out_bins[n] = profile_cols[centre], drift - _PLATEAU_BINS + centre
+        out_cols[n], out_bins[n] = _plateau_centre(profile, profile_cols, PLATEAU_SIGMA * std, drift - _PLATEAU_BINS)
     return out_cols, out_bins
+
+
+def _plateau_centre(profile: np.ndarray, columns: np.ndarray, depth: float, first_drift: int) -> tuple[int, int]:
+    """Start column and drift at the centroid of the drifts within `depth` of the top of `profile`,
+    among the searched drifts on the top's side of any gap (drifts below --min-drift are -inf)."""
+    top = int(np.argmax(profile))
+    lo, hi = top, top
+    while lo > 0 and np.isfinite(profile[lo - 1]):
+        lo -= 1
+    while hi < profile.size - 1 and np.isfinite(profile[hi + 1]):
+        hi += 1
+    weight = np.clip(profile[lo:hi + 1] - (profile[top] - depth), 0.0, None)
+    centre = lo + int(np.rint(weight @ np.arange(hi - lo + 1) / weight.sum()))
+    return int(columns[centre]), first_drift + centre
 
 
 def _stamps(block: np.ndarray, centres: np.ndarray, stamp_width: int, pad_value: float) -> np.ndarray:
