@@ -57,11 +57,11 @@ class Observation:
         return self.read_channels(*self.coarse_channel_bounds(i))
 
     def iter_coarse_channels(self, read_ahead: bool = False) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield `(i, block)` for every coarse channel; only one block is alive at a time.
+        """Yield `(i, block)` for every coarse channel, one block alive at a time.
 
         With `read_ahead` a background thread reads block i + 1 while the caller works on block i
-        (two blocks alive): reads (h5py, `os.pread`) release the GIL, so they overlap with kernels
-        that do too (numba `nogil=True`).
+        (two blocks alive, never more): reads (h5py, `os.pread`) release the GIL, so they overlap
+        with kernels that do too (numba `nogil=True`).
         """
         if not read_ahead or self.n_coarse_channels < 2:
             for i in range(self.n_coarse_channels):
