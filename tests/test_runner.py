@@ -15,7 +15,7 @@ import pytest
 
 from bl_reservoir import runner, storage
 from bl_reservoir.cli import docker_cmd
-from bl_reservoir.errors import JobFailed
+from bl_reservoir.errors import JobCancelled, JobFailed
 from bl_reservoir.results import read_results
 
 pytestmark = pytest.mark.services
@@ -260,6 +260,16 @@ def test_fails_nonzero_exit_with_log_tail(algos, strong_signal_obs, bucket):
 def test_fails_timeout(algos, strong_signal_obs, bucket):
     path, _ = strong_signal_obs
     _fails("testalgs/sleepy", str(path), bucket, r"testalgs/sleepy on .*: timed out after 1 s \(killed\)", timeout=1)
+
+
+def test_a_cancelled_job_is_killed_and_uploads_nothing(algos, strong_signal_obs, bucket):
+    path, _ = strong_signal_obs
+    asked = time.monotonic() + 1.5
+    start = time.monotonic()
+    exc = _fails("testalgs/sleepy", str(path), bucket, r"testalgs/sleepy on .*: cancelled while running \(killed\)",
+                 should_stop=lambda: time.monotonic() > asked)
+    assert isinstance(exc, JobCancelled)
+    assert time.monotonic() - start < 1.5 + 2 * runner.STOP_POLL_S + 5  # not the algorithm's ten minutes
 
 
 def test_fails_stamps_do_not_match_hits(algos, strong_signal_obs, bucket):

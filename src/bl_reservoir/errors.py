@@ -111,3 +111,7 @@ class JobFailed(ReservoirError):
         self.reason = reason
         self.job_id = job_id
         super().__init__(reason)
+
+
+class JobCancelled(JobFailed):
+    """A job stopped midway because its campaign was cancelled: its process killed, nothing uploaded."""

@@ -23,17 +23,20 @@ from pathlib import Path
 from typing import Any
 
 from bl_reservoir import settings, storage
-from bl_reservoir.errors import InvalidResults, JobFailed, ReservoirError
+from bl_reservoir.errors import InvalidResults, JobCancelled, JobFailed, ReservoirError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 6 * 3600.0
+#: How often a running algorithm's job asks `should_stop` (a cancelled campaign): seconds.
+STOP_POLL_S = 1.0
 LOG_FILE = "log.txt"
 LOG_TAIL_LINES = 5
 _LOCK = ".lock"
 _LOCKLESS_GRACE_S = 60.0
 
 EventCallback = Callable[[dict[str, Any]], None]
+StopCheck = Callable[[], bool]
 
 
 @dataclass
@@ -163,8 +166,9 @@ def job_environment(external: bool) -> dict[str, str]:
 
 
 def _run_algorithm(cmd: list[str], log_path: Path, timeout: float, label: str,
-                   package_dir: Path | None = None) -> float:
-    """Run the C1 command with output to `log_path`; seconds taken. Kills the whole process group on timeout.
+                   package_dir: Path | None = None, should_stop: StopCheck | None = None) -> float:
+    """Run the C1 command with output to `log_path`; seconds taken. Kills the whole process group on
+    timeout, or when `should_stop()` turns true (checked every STOP_POLL_S).
 
     An external package (`package_dir`) runs from its own folder, as the original image ran
     `cd <package> && python3 <script>`, and no PYTHONPATH/PYTHONHOME/VIRTUAL_ENV leaks into its venv.
@@ -175,16 +179,31 @@ def _run_algorithm(cmd: list[str], log_path: Path, timeout: float, label: str,
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env, cwd=package_dir or log_path.parent)
         try:
-            code = proc.wait(timeout=timeout)
+            code = _wait(proc, start + timeout, should_stop)
         except BaseException as exc:
             _kill_group(proc)
             if isinstance(exc, subprocess.TimeoutExpired):
                 raise JobFailed(f"{label}: timed out after {timeout:g} s (killed)") from None
+            if isinstance(exc, JobCancelled):
+                raise JobCancelled(f"{label}: cancelled while running (killed)") from None
             raise
     if code != 0:
         tail = _log_tail(log_path)
         raise JobFailed(f"{label}: exited with code {code}" + (f"; last log lines: {tail}" if tail else ""))
     return time.monotonic() - start
+
+
+def _wait(proc: subprocess.Popen, deadline: float, should_stop: StopCheck | None) -> int:
+    """The process's exit code; TimeoutExpired past `deadline`, JobCancelled once `should_stop()`."""
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return proc.wait(timeout=max(0.0, min(left, STOP_POLL_S)) if should_stop else max(0.0, left))
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                raise
+        if should_stop():
+            raise JobCancelled("cancelled")
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -204,21 +223,22 @@ def _same_result(manifest: dict[str, Any], size: int, version: str, options: Seq
 
 def run_job(algorithm: str, input_uri: str, *, bucket: str | None = None, options: Sequence[str] = (),
             force: bool = False, timeout: float = DEFAULT_TIMEOUT_S, on_event: EventCallback | None = None,
-            job_id: str | None = None) -> JobOutcome:
+            job_id: str | None = None, should_stop: StopCheck | None = None) -> JobOutcome:
     """Run `algorithm` on `input_uri` and upload the result to `bucket` (C3 layout).
 
-    Returns a `JobOutcome`; raises `JobFailed` (after a `failed` event) with a one-line reason.
+    Returns a `JobOutcome`; raises `JobFailed` (after a `failed` event) with a one-line reason, or
+    `JobCancelled` when `should_stop()` turned true before the upload (the algorithm is killed).
     """
     job = _Job(algorithm, str(input_uri), job_id, on_event)
     options = [str(o) for o in options]
     bucket_uri = settings.bucket(bucket)
     job.emit("received", bucket=bucket_uri, options=options)
     try:
-        return _execute(job, bucket_uri, options, force, timeout)
+        return _execute(job, bucket_uri, options, force, timeout, should_stop)
     except ReservoirError as exc:
         reason = exc.reason if isinstance(exc, JobFailed) else str(exc)
         job.emit("failed", reason=reason, error=type(exc).__name__)
-        raise JobFailed(reason, job.id) from None
+        raise (JobCancelled if isinstance(exc, JobCancelled) else JobFailed)(reason, job.id) from None
     except BaseException as exc:
         job.emit("failed", reason=f"internal error: {type(exc).__name__}: {exc}", error=type(exc).__name__)
         raise
@@ -226,7 +246,8 @@ def run_job(algorithm: str, input_uri: str, *, bucket: str | None = None, option
         job.clean()
 
 
-def _execute(job: _Job, bucket_uri: str, options: list[str], force: bool, timeout: float) -> JobOutcome:
+def _execute(job: _Job, bucket_uri: str, options: list[str], force: bool, timeout: float,
+             should_stop: StopCheck | None) -> JobOutcome:
     from bl_reservoir.algorithms import get_algorithm
     from bl_reservoir.io import open_observation
     from bl_reservoir.results import (
@@ -259,7 +280,7 @@ def _execute(job: _Job, bucket_uri: str, options: list[str], force: bool, timeou
     label = f"{alg.name} on {job.input_uri}"
     log_path = scratch / LOG_FILE
     try:
-        _run_algorithm(cmd, log_path, timeout, label, package_dir=alg.package_dir)
+        _run_algorithm(cmd, log_path, timeout, label, package_dir=alg.package_dir, should_stop=should_stop)
     finally:
         if log_path.exists():
             shutil.copyfile(log_path, out / LOG_FILE)
@@ -275,6 +296,8 @@ def _execute(job: _Job, bucket_uri: str, options: list[str], force: bool, timeou
         read_results(out, stamps=False)  # exactly what a bucket reader will check
     except InvalidResults as exc:  # its path is our scratch folder: the reason is what matters
         raise JobFailed(f"{label}: malformed results: {exc.reason}") from None
+    if should_stop is not None and should_stop():
+        raise JobCancelled(f"{label}: cancelled before its upload")
     storage.upload_dir(bucket_uri, out, dest=dest)
     completed = storage.is_complete(dest) or {}
     job.emit("uploaded", result=dest, n_hits=completed.get("n_hits"))

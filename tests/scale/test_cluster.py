@@ -8,11 +8,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from conftest import SLOW_ALG, _wait_for, cli, runs_per_input
 
 from bl_reservoir.results import read_results
+from bl_reservoir.runner import STOP_POLL_S
 from bl_reservoir.scale.store import Store
 
 pytestmark = [pytest.mark.slow, pytest.mark.services, pytest.mark.timeout(300)]
@@ -141,13 +144,31 @@ def test_cancel_stops_a_running_campaign(small_obs, scale_env):
     done: dict = {}
     with Engine(n_workers=1) as engine:
         worker = threading.Thread(target=lambda: done.update(result=campaigns.submit(
-            SLOW_ALG, inputs, options=["--seconds", "3"], engine=engine)))
+            SLOW_ALG, inputs, options=["--seconds", "120"], engine=engine)))
         worker.start()
-        _wait_for(lambda: store.list_jobs(state="running"), 120, "a running job")
+        _wait_for(lambda: runs_per_input(scale_env), 120, "a running algorithm")
         campaign = store.list_campaigns()[0]["id"]
         assert cli("cancel", campaign).returncode == 0
         worker.join(timeout=60)
         assert not worker.is_alive(), "submit did not return after the cancel"
+        # the running job's algorithm is killed within the runner's poll, and uploads nothing
+        pids = [int(line.split()[1]) for line in (scale_env / "runs.log").read_text().splitlines()]
+        assert len(pids) == 1
+        _wait_for(lambda: not _alive(pids[0]), 20, "the cancelled job's algorithm to be killed")
     counts = done["result"][1]
-    assert counts["cancelled"] >= 3 and counts["queued"] == counts["running"] == 0
+    assert counts["cancelled"] == 4 and counts["queued"] == counts["running"] == counts["succeeded"] == 0
     assert store.get_campaign(campaign)["state"] == "cancelled"
+    time.sleep(2 * STOP_POLL_S)
+    assert list((scale_env / "bucket").rglob("manifest.json")) == []
+    assert [j["state"] for j in store.list_jobs(campaign)] == ["cancelled"] * 4
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (killed, not yet reaped) counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False

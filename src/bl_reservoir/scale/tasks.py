@@ -67,6 +67,24 @@ def _worker_address() -> str:
         return socket.gethostname()
 
 
+def _cancelled_check() -> Callable[[], bool] | None:
+    """True once Dask no longer wants this task (the campaign was cancelled): the runner then kills
+    the algorithm and uploads nothing. None outside a Dask worker."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        key = worker.get_current_task()
+    except (ValueError, ImportError):
+        return None
+
+    def cancelled() -> bool:
+        task = worker.state.tasks.get(key)
+        return task is None or task.state in ("cancelled", "released", "forgotten")
+
+    return cancelled
+
+
 def _sink(topic: str | None, store: Any) -> Callable[[dict], None]:
     if store is not None:
         from bl_reservoir.scale import campaigns
@@ -91,7 +109,8 @@ def run_task(spec: JobSpec, topic: str | None = None, db_url: str | None = None)
     emit({"event": ATTEMPT, "time": utcnow(), "job": spec.job_id, "worker": _worker_address()})
     try:
         result = runner.run_job(spec.algorithm, spec.input_uri, bucket=spec.bucket, options=spec.options,
-                                force=spec.force, timeout=spec.timeout, on_event=emit, job_id=spec.job_id)
+                                force=spec.force, timeout=spec.timeout, on_event=emit, job_id=spec.job_id,
+                                should_stop=_cancelled_check())
         outcome = Outcome(spec.job_id, result.state, result.result_uri, result.n_hits, result.wall_seconds)
         _attach_index(outcome)
     except JobFailed as exc:
