@@ -152,7 +152,10 @@ def cancel(campaign: str, *, db: str | None = None, scheduler: str | None = None
 
         from bl_reservoir.scale.engine import task_key
 
+        from bl_reservoir.scale.tasks import cancel_event
+
         with Client(address, timeout="10s") as client:
+            cancel_event(campaign, client).set()  # running jobs stop (their workers poll it)
             client.cancel([Future(task_key(job["id"]), client) for job in running], force=True)
     return n
 

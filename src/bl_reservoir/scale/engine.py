@@ -23,7 +23,7 @@ from typing import Any
 from bl_reservoir.errors import UsageError
 from bl_reservoir.scale import campaigns
 from bl_reservoir.scale.store import Store
-from bl_reservoir.scale.tasks import JobSpec, Outcome, run_task, topic_of
+from bl_reservoir.scale.tasks import JobSpec, Outcome, cancel_event, run_task, topic_of
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class Engine:
             raise UsageError("--detach needs a running scheduler (--scheduler or DASK_SCHEDULER_ADDRESS): "
                              "an embedded cluster ends with this process")
         resources = self._prepare(campaign["algorithm"].split("/", 1)[0])
+        cancel_event(campaign["id"], self.client).clear()  # a resumed or retried campaign runs again
         for job in jobs:
             fire_and_forget(self._submit(job, _spec(campaign, job, force), resources, None, store.url))
 
@@ -124,6 +125,7 @@ class Engine:
         events: queue.SimpleQueue = queue.SimpleQueue()
         self.client.subscribe_topic(topic, lambda event: events.put(event[1]))
         resources = self._prepare(campaign["algorithm"].split("/", 1)[0])
+        cancel_event(cid, self.client).clear()  # a resumed or retried campaign runs again
         specs = {task_key(job["id"]): _spec(campaign, job, force) for job in jobs}
         pending = as_completed([self._submit(job, specs[task_key(job["id"])], resources, topic, None)
                                 for job in jobs])
@@ -140,7 +142,8 @@ class Engine:
                 if time.monotonic() - last_progress > _PROGRESS_SECONDS:
                     last_progress = time.monotonic()
                     if store.get_campaign(cid)["state"] == "cancelled":
-                        log.info("campaign %s cancelled: dropping its tasks", cid)
+                        log.info("campaign %s cancelled: stopping its running jobs, dropping the rest", cid)
+                        cancel_event(cid, self.client).set()
                         self.client.cancel(list(pending.futures))
                         break
                     if on_progress:

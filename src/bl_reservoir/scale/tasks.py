@@ -67,22 +67,26 @@ def _worker_address() -> str:
         return socket.gethostname()
 
 
-def _cancelled_check() -> Callable[[], bool] | None:
-    """True once Dask no longer wants this task (the campaign was cancelled): the runner then kills
-    the algorithm and uploads nothing. None outside a Dask worker."""
+def cancel_event(campaign: str, client: Any = None) -> Any:
+    """The Dask Event that says a campaign was cancelled (set by `cancel` and by its submitter).
+
+    An explicit signal, not the task's own state: when a submitter dies, Dask releases its tasks
+    too, and those jobs must finish for `resume` to pick up, not be killed."""
+    from distributed import Event
+
+    return Event(f"bl-reservoir-cancel-{campaign}", client=client)
+
+
+def _cancelled_check(campaign: str) -> Callable[[], bool] | None:
+    """True once the campaign is cancelled: the runner then kills the algorithm and uploads nothing.
+    None outside a Dask worker."""
     try:
         from distributed import get_worker
 
-        worker = get_worker()
-        key = worker.get_current_task()
+        get_worker()
     except (ValueError, ImportError):
         return None
-
-    def cancelled() -> bool:
-        task = worker.state.tasks.get(key)
-        return task is None or task.state in ("cancelled", "released", "forgotten")
-
-    return cancelled
+    return cancel_event(campaign).is_set
 
 
 def _sink(topic: str | None, store: Any) -> Callable[[dict], None]:
@@ -110,7 +114,7 @@ def run_task(spec: JobSpec, topic: str | None = None, db_url: str | None = None)
     try:
         result = runner.run_job(spec.algorithm, spec.input_uri, bucket=spec.bucket, options=spec.options,
                                 force=spec.force, timeout=spec.timeout, on_event=emit, job_id=spec.job_id,
-                                should_stop=_cancelled_check())
+                                should_stop=_cancelled_check(spec.campaign))
         outcome = Outcome(spec.job_id, result.state, result.result_uri, result.n_hits, result.wall_seconds)
         _attach_index(outcome)
     except JobFailed as exc:
