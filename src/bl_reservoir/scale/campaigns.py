@@ -151,7 +151,6 @@ def cancel(campaign: str, *, db: str | None = None, scheduler: str | None = None
         from distributed import Client, Future
 
         from bl_reservoir.scale.engine import task_key
-
         from bl_reservoir.scale.tasks import cancel_event
 
         with Client(address, timeout="10s") as client:
