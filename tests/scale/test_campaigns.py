@@ -67,3 +67,26 @@ def test_submit_checks_before_creating_anything(tmp_path, monkeypatch):
         campaigns.submit("energy_detection/preprocess_fine", [str(tmp_path / "x.h5")], max_attempts=0)
     with pytest.raises(UsageError, match="--detach needs a running scheduler"):
         campaigns.submit("energy_detection/preprocess_fine", [str(tmp_path / "x.h5")], detach=True)
+
+
+def test_a_job_goes_on_when_the_cancel_signal_is_out_of_reach(monkeypatch):
+    # no scheduler here: a stand-in worker and an Event whose scheduler refuses the connection
+    import distributed
+
+    from bl_reservoir.scale import tasks
+
+    class Unreachable:
+        def is_set(self) -> bool:
+            raise OSError("connection refused")
+
+    class Set:
+        def is_set(self) -> bool:
+            return True
+
+    monkeypatch.setattr(distributed, "get_worker", lambda: object())
+    monkeypatch.setattr(tasks, "cancel_event", lambda campaign, client=None: Unreachable())
+    assert tasks._cancelled_check("c1")() is False
+    monkeypatch.setattr(tasks, "cancel_event", lambda campaign, client=None: Set())
+    assert tasks._cancelled_check("c1")() is True
+    monkeypatch.undo()
+    assert tasks._cancelled_check("c1") is None  # outside a Dask worker there is nothing to check

@@ -86,7 +86,16 @@ def _cancelled_check(campaign: str) -> Callable[[], bool] | None:
         get_worker()
     except (ValueError, ImportError):
         return None
-    return cancel_event(campaign).is_set
+    event = cancel_event(campaign)
+
+    def cancelled() -> bool:
+        try:
+            return event.is_set()
+        except (OSError, TimeoutError) as exc:  # scheduler out of reach for a moment: the job goes on
+            log.warning("campaign %s: cannot read its cancel signal (%s); the job goes on", campaign, exc)
+            return False
+
+    return cancelled
 
 
 def _sink(topic: str | None, store: Any) -> Callable[[dict], None]:
