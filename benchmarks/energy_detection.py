@@ -77,17 +77,11 @@ def _make_files(workdir: Path, width: int) -> dict[int, Path]:
 
 def _reference(block: np.ndarray, sample: np.ndarray) -> tuple[float, float, np.ndarray]:
     """(seconds to clean the block, seconds per window of normaltest, statistics of the sampled windows)."""
-    from scipy import interpolate, stats
+    from _energy_reference import plain_clean
+    from scipy import stats
 
     t0 = time.perf_counter()
-    data = block.copy()
-    width = data.shape[1]
-    dc = width // 2
-    data[:, dc] = (data[:, dc + 1] + data[:, dc - 3]) / 2
-    data[:, dc - 1] = (data[:, dc + 2] + data[:, dc - 2]) / 2
-    x = np.arange(width)
-    spline = interpolate.splrep(x, np.mean(data, axis=0), t=np.arange(0, width, width // 16 + 1)[1:])
-    cleaned = data - interpolate.splev(x, spline)
+    cleaned = plain_clean(block.copy())
     t1 = time.perf_counter()
     values = []
     for i in sample:

@@ -1,5 +1,6 @@
-"""Real services on 127.0.0.1 ephemeral ports, for tests: GCS emulator, S3 (moto), plain http; and
-`require`, which skips a test whose service is missing (or fails it in CI).
+"""Real services on 127.0.0.1 ephemeral ports, for tests: GCS emulator, S3 (moto), plain http;
+`require`, which skips a test whose service is missing (or fails it in CI); and `benchmark_module`,
+the helpers the benchmarks and the tests share (reference methods, the turboSETI venv).
 
 Each is a context manager yielding what a client needs; the matching fixtures are in conftest.py.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import importlib.util
 import logging
 import os
 import shutil
@@ -19,6 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+
+def benchmark_module(name: str):
+    """Module `benchmarks/<name>.py` (benchmarks are scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def require(condition: bool, reason: str) -> None:

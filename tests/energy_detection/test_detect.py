@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import interpolate, stats
+from _servers import benchmark_module
+from scipy import stats
 
 from bl_reservoir.energy_detection.detect import Parameters, best_per_band, detect, detect_block
 from bl_reservoir.errors import UsageError
@@ -13,15 +14,7 @@ from bl_reservoir.io import open_observation
 from bl_reservoir.synth import Signal, drift_span
 
 
-def plain_clean(data: np.ndarray) -> np.ndarray:
-    """The original cleaning, written plainly: DC repair, then minus the 16-knot splrep fit of the mean spectrum."""
-    width = data.shape[1]
-    dc = width // 2
-    data[:, dc] = (data[:, dc + 1] + data[:, dc - 3]) / 2
-    data[:, dc - 1] = (data[:, dc + 2] + data[:, dc - 2]) / 2
-    x = np.arange(width)
-    spline = interpolate.splrep(x, np.mean(data, axis=0), t=np.arange(0, width, width // 16 + 1)[1:])
-    return data - interpolate.splev(x, spline)
+plain_clean = benchmark_module("_energy_reference").plain_clean
 
 
 def reference_hits(path, threshold: float = 2048.0, *, pvalue: float | None = None, window: int = 256,
