@@ -9,7 +9,10 @@ from bl_reservoir.dedoppler._refine import drift_offsets, refine
 from bl_reservoir.dedoppler._taylor import (
     drift_search,
     drift_search_threaded,
+    join_signs,
     padded_width,
+    reverse_channels,
+    sum_channels,
     taylor_path,
     taylor_tree,
 )
@@ -107,3 +110,33 @@ def test_refine_sums_the_same_paths_as_the_tree_for_both_signs():
     refine(data, 0.0, offsets, np.array([100]), np.array([-20]), 0, 0, 0, 40, best, bins)
     assert bins[100] == -20
     assert best[100] == pytest.approx(sum(data[i, 100 - offsets[20, i]] for i in range(16)), abs=1e-4)
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4])
+def test_sum_channels_equals_summing_each_group_of_channels(factor):
+    block = np.random.default_rng(5).normal(size=(3, 10 * factor + 1)).astype(np.float32)  # a ragged last group
+    padded = np.full((4, 12), -1.0, dtype=np.float32)
+    sum_channels(block, padded[:3, :10], factor)
+    expected = block[:, :10 * factor].reshape(3, 10, factor).sum(axis=2)
+    np.testing.assert_allclose(padded[:3, :10], expected, rtol=1e-6)
+    assert (padded[3] == -1).all() and (padded[:, 10:] == -1).all()  # nothing outside the target is written
+
+
+@pytest.mark.parametrize("width", [1, 6, 7])
+def test_reverse_channels_mirrors_each_row_in_place(width):
+    data = np.arange(3 * (width + 2), dtype=np.float32).reshape(3, width + 2)
+    expected = data.copy()
+    expected[:, :width] = expected[:, :width][:, ::-1]
+    reverse_channels(data[:, :width])
+    np.testing.assert_array_equal(data, expected)
+
+
+def test_join_signs_keeps_the_larger_sum_and_signs_its_drift_block():
+    best = np.array([5.0, 1.0, 3.0, 2.0], dtype=np.float32)
+    block_k = np.array([0, 1, 2, 3], dtype=np.int32)
+    mirrored = np.array([9.0, 3.0, 0.0, 4.0], dtype=np.float32)  # channel order reversed: [4, 0, 3, 9]
+    block_r = np.array([6, 5, 4, 7], dtype=np.int32)  # mirrored too: [7, 4, 5, 6]
+    centre = np.empty(4, dtype=np.int64)
+    join_signs(best, block_k, mirrored, block_r, 15, centre)
+    np.testing.assert_array_equal(best, [5.0, 1.0, 3.0, 9.0])  # a tie (channel 2: 3 vs 3) keeps the positive drift
+    np.testing.assert_array_equal(centre, [0 * 15 + 7, 1 * 15 + 7, 2 * 15 + 7, -(6 * 15 + 7)])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from bl_reservoir.dedoppler import DriftGrid, SearchParameters, search_observation
+from bl_reservoir.dedoppler import DriftGrid, SearchParameters, driver, search_observation
 from bl_reservoir.io import open_observation
 from bl_reservoir.synth import Signal
 
@@ -74,6 +76,19 @@ def test_coarse_to_fine_reports_what_the_exhaustive_search_reports(small_obs):
     assert fast["index"].tolist() == full["index"].tolist()
     assert fast["drift_bins"].tolist() == full["drift_bins"].tolist()
     np.testing.assert_allclose(fast["snr"], full["snr"], rtol=1e-4)
+
+
+def test_kernels_are_loaded_once_per_kind_of_search_and_the_gc_is_left_on(small_obs):
+    path, truth = small_obs("warm.h5", n_coarse=1, width=8192, n_signals=2, snr_range=(30, 40), seed=15)
+    driver.warm_up.cache_clear()
+    first, _, _ = _search(path, threads=1)
+    again, _, _ = _search(path, threads=1)
+    _search(path, threads=1, exhaustive=True)
+    info = driver.warm_up.cache_info()
+    assert (info.misses, info.hits) == (2, 1)  # the warm-up search runs once per kind, not per file
+    assert gc.isenabled()
+    pd.testing.assert_frame_equal(first, again)
+    _assert_found_once(first, truth)  # the warm-up's own signal is never reported
 
 
 def test_min_and_max_drift_are_honoured(small_obs):

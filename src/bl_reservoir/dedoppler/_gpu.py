@@ -13,7 +13,7 @@ from types import ModuleType
 
 import numpy as np
 
-from bl_reservoir.dedoppler._taylor import padded_width
+from bl_reservoir.dedoppler._taylor import join_signs, padded_width
 from bl_reservoir.errors import UsageError
 
 
@@ -96,7 +96,7 @@ def best_sums(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int, pad_
     tie to within that rounding.
     """
     # imported here, not at the top: the driver may import this module
-    from bl_reservoir.dedoppler.driver import _fill, _join_signs
+    from bl_reservoir.dedoppler.driver import _fill, _reverse
 
     xp = require_cupy() if xp is None else xp
     to_host = getattr(xp, "asnumpy", np.asarray)
@@ -105,8 +105,12 @@ def best_sums(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int, pad_
     data = xp.asarray(block, dtype=np.float32)
     padded = xp.empty((n_rows, padded_width(width, n_rows, max_bins, 0)), dtype=np.float32)
     found = []
+    _fill(data, padded, factor, pad_value)
     for reverse in (False, True):
-        _fill(data, padded, factor, reverse, pad_value)  # numpy ufuncs dispatch to cupy arrays
+        if reverse:
+            _reverse(padded, block.shape[0], width)
         found.append([to_host(a) for a in _search(xp, padded, width, max_bins, min_bins)])
     (best, block_k), (best_r, block_r) = found
-    return (*_join_signs(best, block_k, best_r[::-1], block_r[::-1], step), step - step // 2)
+    centre = np.empty(width, dtype=np.int64)
+    join_signs(best, block_k, best_r, block_r, step, centre)
+    return best, centre, step - step // 2

@@ -97,6 +97,47 @@ def taylor_tree(data: np.ndarray) -> np.ndarray:
     return _tree_levels(buf, tmp, 1)[:, :width].copy()
 
 
+@njit(cache=True, nogil=True, fastmath=True)
+def sum_channels(block: np.ndarray, out: np.ndarray, factor: int) -> None:
+    """`out[i, j]` <- the sum of the `factor` channels `block[i, factor*j : factor*(j+1)]`, at memory speed."""
+    for i in range(out.shape[0]):
+        row, target = block[i], out[i]
+        if factor == 2:  # the coarse stage: written out, so that it vectorises
+            for j in range(target.shape[0]):
+                target[j] = row[2 * j] + row[2 * j + 1]
+        else:
+            for j in range(target.shape[0]):
+                acc = row[factor * j]
+                for u in range(1, factor):
+                    acc += row[factor * j + u]
+                target[j] = acc
+
+
+@njit(cache=True, nogil=True)
+def reverse_channels(data: np.ndarray) -> None:
+    """Reverse each row of `data` (P, W) in place: the negative drifts are the positive ones of the mirror."""
+    width = data.shape[1]
+    for i in range(data.shape[0]):
+        row = data[i]
+        for j in range(width // 2):
+            row[j], row[width - 1 - j] = row[width - 1 - j], row[j]
+
+
+@njit(cache=True, nogil=True)
+def join_signs(best: np.ndarray, block_k: np.ndarray, best_r: np.ndarray, block_r: np.ndarray, step: int,
+               centre: np.ndarray) -> None:
+    """Per channel the better of the positive-drift search (`best`, `block_k`) and the negative one
+    (`best_r`, `block_r`, in mirrored channel order), positive winning ties: `best` <- the larger sum,
+    `centre` <- the signed centre bin of the drift block holding it."""
+    last = best.shape[0] - 1
+    for j in range(best.shape[0]):
+        if best_r[last - j] > best[j]:
+            best[j] = best_r[last - j]
+            centre[j] = -(block_r[last - j] * step + step // 2)
+        else:
+            centre[j] = block_k[j] * step + step // 2
+
+
 def padded_width(width: int, n_rows: int, max_bins: int, chunk: int) -> int:
     """Columns `drift_search` reads: the band plus room for the largest pre-shift and tree span."""
     return width + chunk + 2 * n_rows + max_bins + 1

@@ -6,8 +6,11 @@ every drift 0..+-max (coarse-to-fine by default, or exhaustively), then pick one
 
 from __future__ import annotations
 
+import functools
+import gc
 import logging
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -15,11 +18,15 @@ import numpy as np
 import pandas as pd
 
 from bl_reservoir.dedoppler._hits import hit_search
+from bl_reservoir.dedoppler._noise import noise_stats
 from bl_reservoir.dedoppler._refine import drift_offsets, drift_profile, refine
 from bl_reservoir.dedoppler._taylor import (
     drift_search,
     drift_search_threaded,
+    join_signs,
     padded_width,
+    reverse_channels,
+    sum_channels,
 )
 
 log = logging.getLogger(__name__)
@@ -32,6 +39,7 @@ HIT_COLUMNS = ["index", "freqs", "coarse_channel", "drift_rate", "snr", "freq_st
 CANDIDATE_FRACTION = 0.55
 _CHUNK = 2048  # columns per tree chunk: buffers of 16 rows stay in L2 (measured best of 512..8192)
 _STAMP_MARGIN = 8
+_WARM_UP_WIDTH = 16384  # channels of the block that loads the kernels: both noise_stats paths, a few ms
 #: A hit's drift is the centroid of the drifts whose best sum is within this many noise sigmas of the top,
 #: looked for within _PLATEAU_BINS drift bins and _PLATEAU_COLS start channels of the strongest path.
 PLATEAU_SIGMA = 2.0
@@ -90,28 +98,28 @@ def blank_dc(block: np.ndarray) -> None:
         block[:, mid] = 0.5 * (block[:, mid - 1] + block[:, mid + 1])
 
 
-def noise_stats(integrated: np.ndarray) -> tuple[float, float]:
-    """turboSETI's noise estimate: median, and std of the central 5-95 percentile of the integrated spectrum."""
-    low, median, high = np.percentile(integrated, [5, 50, 95])
-    central = integrated[(integrated > low) & (integrated < high)]
-    std = float(central.std()) if central.size else 0.0
-    return float(median), std if std > 0 else 1.0
-
-
-def _fill(block: np.ndarray, padded: np.ndarray, factor: int, reverse: bool, pad_value: float) -> None:
-    """`padded` <- `block` with every `factor` (1 or 2) adjacent channels summed, optionally channel-reversed;
-    zero rows past n_time, `pad_value` past the band."""
+def _fill(block, padded, factor: int, pad_value: float) -> None:
+    """`padded` <- `block` with every `factor` adjacent channels summed; zero rows past n_time, `pad_value`
+    past the band. `block` and `padded` are numpy arrays, or cupy arrays on the GPU path."""
     n_time, width = block.shape[0], block.shape[1] // factor
     target = padded[:n_time, :width]
-    step = -factor if reverse else factor
     if factor == 1:
-        target[...] = block[:, ::-1] if reverse else block
-    elif reverse:
-        np.add(block[:, -2::step], block[:, -1::step], out=target)
+        target[...] = block
+    elif isinstance(block, np.ndarray):
+        sum_channels(block, target, factor)
     else:
-        np.add(block[:, 0::step], block[:, 1::step], out=target)
+        block[:, :width * factor].reshape(n_time, width, factor).sum(axis=2, out=target)
     padded[:n_time, width:] = pad_value
     padded[n_time:] = 0.0
+
+
+def _reverse(padded, n_time: int, width: int) -> None:
+    """Reverse the channels of the band in `padded`: the negative drifts are the positive ones of the mirror."""
+    target = padded[:n_time, :width]
+    if isinstance(target, np.ndarray):
+        reverse_channels(target)
+    else:
+        target[...] = target[:, ::-1].copy()  # a copy: cupy does not guard overlapping assignments
 
 
 def cpu_threads(threads: int) -> int:
@@ -149,25 +157,15 @@ def _best_sums(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int, pad
     best = np.empty(width, dtype=np.float32)
     block_k = np.empty(width, dtype=np.int32)
     search = _tree_search(threads)
-    _fill(block, padded, factor, False, pad_value)
+    _fill(block, padded, factor, pad_value)
     search(padded, width, max_bins, min_bins, best, block_k, _CHUNK)
     best_r = np.empty(width, dtype=np.float32)
     block_r = np.empty(width, dtype=np.int32)
-    _fill(block, padded, factor, True, pad_value)  # the negative drifts: the same search, channels reversed
+    _reverse(padded, block.shape[0], width)  # the negative drifts: the same search, channels reversed
     search(padded, width, max_bins, min_bins, best_r, block_r, _CHUNK)
-    return (*_join_signs(best, block_k, best_r[::-1], block_r[::-1], step), step - step // 2)
-
-
-def _join_signs(best: np.ndarray, block_k: np.ndarray, best_r: np.ndarray, block_r: np.ndarray,
-                step: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per channel the better of the positive- and negative-drift searches (positive wins ties), and the
-    signed centre bin of its drift block."""
-    reverse = best_r > best
-    centre = np.where(reverse, block_r, block_k).astype(np.int64)
-    centre *= step
-    centre += step // 2
-    np.negative(centre, out=centre, where=reverse)
-    return np.maximum(best, best_r), centre
+    centre = np.empty(width, dtype=np.int64)
+    join_signs(best, block_k, best_r, block_r, step, centre)
+    return best, centre, step - step // 2
 
 
 def _exact(block: np.ndarray, n_rows: int, pad_value: float, columns: np.ndarray, centres: np.ndarray,
@@ -299,20 +297,46 @@ def _stamps(block: np.ndarray, centres: np.ndarray, stamp_width: int, pad_value:
     return out
 
 
+@functools.cache
+def warm_up(grid: DriftGrid, params: SearchParameters) -> None:
+    """Load every kernel by searching a small synthetic block holding one signal, with the cyclic GC paused
+    (once per process and kind of search).
+
+    numba's first dispatch builds its typing registries (~0.5 s, once per process): hundreds of
+    thousands of long-lived objects that the cyclic GC would otherwise walk again and again
+    (another 0.2 s). They are frozen out of later collections instead. Run in a thread, this
+    overlaps the first read.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        block = np.random.default_rng(0).normal(10.0, 1.0, (grid.n_time, _WARM_UP_WIDTH)).astype(np.float32)
+        rows = np.arange(grid.n_time)
+        block[rows, _WARM_UP_WIDTH // 4 + rows] += 100.0
+        search_block(block, {"fch1": 1000.0, "foff": -1e-6, "tsamp": 1.0}, grid, params, 0, 0)
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
+
+
 def search_observation(obs, params: SearchParameters) -> tuple[pd.DataFrame, np.ndarray, DriftGrid]:
     """Search every coarse channel of an open `Observation`; return hits, stamps and the drift grid."""
     grid = DriftGrid.for_header(obs.header, obs.n_time, params)
     log.info("%s: %d coarse channels, drift resolution %.6f Hz/s, %d bins each sign",
              obs.path, obs.n_coarse_channels, abs(grid.resolution), grid.max_bins)
     frames, stamps = [], []
-    for cc, block in obs.iter_coarse_channels(read_ahead=cpu_threads(params.threads) > 1):
-        start, _ = obs.coarse_channel_bounds(cc)
-        hits, stamp = search_block(block, obs.header, grid, params, cc, start)
-        log.info("%s: coarse channel %d: %d hits", obs.path, cc, len(hits))
-        if len(hits):
-            frames.append(hits)
-            stamps.append(stamp)
-        del block
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm-up") as pool:
+        warm = pool.submit(warm_up, grid, params)
+        for cc, block in obs.iter_coarse_channels(read_ahead=cpu_threads(params.threads) > 1):
+            warm.result()
+            start, _ = obs.coarse_channel_bounds(cc)
+            hits, stamp = search_block(block, obs.header, grid, params, cc, start)
+            log.info("%s: coarse channel %d: %d hits", obs.path, cc, len(hits))
+            if len(hits):
+                frames.append(hits)
+                stamps.append(stamp)
+            del block
     if frames:
         hits = pd.concat(frames, ignore_index=True)
         return hits, np.concatenate(stamps), grid
