@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from bl_reservoir.dedoppler import DriftGrid, SearchParameters, driver, search_observation
+from bl_reservoir.errors import InvalidObservation
 from bl_reservoir.io import open_observation
 from bl_reservoir.synth import Signal
 
@@ -118,6 +119,13 @@ def test_time_axis_is_padded_to_a_power_of_two(small_obs):
     for row in truth.itertuples():
         near = hits[(hits["index"] - row.index).abs() <= 4]
         assert len(near) == 1 and abs(near["drift_rate"].iloc[0] - row.drift_rate) <= 2 * res * 15 / 11
+
+
+def test_a_single_spectrum_is_refused_with_the_reason(small_obs):
+    path, _ = small_obs("one.h5", n_coarse=1, width=8192, n_time=1, signals={0: [Signal(2000, 0.0, 40.0, 4.0)]})
+    with pytest.raises(InvalidObservation, match="1 spectrum: a drift search needs at least 2") as caught:
+        _search(path)
+    assert str(path) in str(caught.value)
 
 
 def test_drift_grid_covers_max_drift_inclusive():

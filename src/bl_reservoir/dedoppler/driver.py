@@ -28,6 +28,7 @@ from bl_reservoir.dedoppler._taylor import (
     reverse_channels,
     sum_channels,
 )
+from bl_reservoir.errors import InvalidObservation
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def _fill(block, padded, factor: int, pad_value: float) -> None:
     elif isinstance(block, np.ndarray):
         sum_channels(block, target, factor)
     else:
-        block[:, :width * factor].reshape(n_time, width, factor).sum(axis=2, out=target)
+        target[...] = block[:, :width * factor].reshape(n_time, width, factor).sum(axis=2)
     padded[:n_time, width:] = pad_value
     padded[n_time:] = 0.0
 
@@ -322,6 +323,8 @@ def warm_up(grid: DriftGrid, params: SearchParameters) -> None:
 
 def search_observation(obs, params: SearchParameters) -> tuple[pd.DataFrame, np.ndarray, DriftGrid]:
     """Search every coarse channel of an open `Observation`; return hits, stamps and the drift grid."""
+    if obs.n_time < 2:
+        raise InvalidObservation(obs.path, f"{obs.n_time} spectrum: a drift search needs at least 2")
     grid = DriftGrid.for_header(obs.header, obs.n_time, params)
     log.info("%s: %d coarse channels, drift resolution %.6f Hz/s, %d bins each sign",
              obs.path, obs.n_coarse_channels, abs(grid.resolution), grid.max_bins)
