@@ -305,8 +305,8 @@ def warm_up(grid: DriftGrid, params: SearchParameters) -> None:
 
     numba's first dispatch builds its typing registries (~0.5 s, once per process): hundreds of
     thousands of long-lived objects that the cyclic GC would otherwise walk again and again
-    (another 0.2 s). They are frozen out of later collections instead. Run in a thread, this
-    overlaps the first read.
+    (another 0.2 s). They are frozen out of later collections instead, on the first warm-up of the
+    process. Run in a thread, this overlaps the first read.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -316,9 +316,16 @@ def warm_up(grid: DriftGrid, params: SearchParameters) -> None:
         block[rows, _WARM_UP_WIDTH // 4 + rows] += 100.0
         search_block(block, {"fch1": 1000.0, "foff": -1e-6, "tsamp": 1.0}, grid, params, 0, 0)
     finally:
-        gc.freeze()
+        _freeze_once()
         if was_enabled:
             gc.enable()
+
+
+@functools.cache
+def _freeze_once() -> None:
+    """Move every object alive now (numba's registries) out of the GC's reach, once per process: later
+    freezes would also pin whatever garbage a long-running caller has pending."""
+    gc.freeze()
 
 
 def search_observation(obs, params: SearchParameters) -> tuple[pd.DataFrame, np.ndarray, DriftGrid]:
