@@ -76,7 +76,7 @@ def percentiles(x: np.ndarray, qs: tuple[float, ...] = PERCENTILES) -> np.ndarra
     counts = np.zeros(len(qs), dtype=np.int64)
     above = np.zeros(len(qs), dtype=np.int64)
     inside = np.empty((len(qs), n // 8), dtype=x.dtype)
-    _gather(x, lows.astype(x.dtype), highs.astype(x.dtype), below, inside, counts, above)
+    _gather(x, lows.astype(np.float64), highs.astype(np.float64), below, inside, counts, above)
     if (below + counts + above != n).any():  # NaNs: numpy's answer (NaN) is the right one
         return np.percentile(x, qs)
     out = np.empty(len(qs), dtype=np.float64)
