@@ -42,11 +42,13 @@ print("PEAK_RSS_KB", next(int(line.split()[1]) for line in open("/proc/self/stat
 """
 OURS = """
 import sys, time
-from bl_reservoir.dedoppler.search import build_parser, run
+from bl_reservoir.dedoppler.search import main
 import bl_reservoir.dedoppler.driver, bl_reservoir.dedoppler.datfile, bl_reservoir.results, bl_reservoir.io.hdf5
-# imports (h5py too) stay outside the timing, as turboSETI's do above; numba's first-call set-up stays inside for both
+# imports (h5py too) stay outside the timing, as turboSETI's do above; numba's first-call set-up stays inside for
+# both. main() is what `python -m bl_reservoir.dedoppler.search` runs.
 t = time.perf_counter()
-run(build_parser().parse_args([sys.argv[1], sys.argv[2], "--max-drift", "4", "--snr", "10", "--quiet", *sys.argv[3:]]))
+if main([sys.argv[1], sys.argv[2], "--max-drift", "4", "--snr", "10", "--quiet", *sys.argv[3:]]):
+    sys.exit(1)
 print("SEARCH_SECONDS", time.perf_counter() - t)
 print("PEAK_RSS_KB", next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")))
 """

@@ -8,7 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bl_reservoir.dedoppler import DriftGrid, SearchParameters, driver, search_observation
+from bl_reservoir.dedoppler import (
+    DriftGrid,
+    SearchParameters,
+    driver,
+    search_observation,
+)
 from bl_reservoir.errors import InvalidObservation
 from bl_reservoir.io import open_observation
 from bl_reservoir.synth import Signal

@@ -103,3 +103,22 @@ def test_out_dir_argument_is_used(small_obs, tmp_path):
     res = read_results(tmp_path / "elsewhere")
     assert len(res.hits) == 0 and res.stamps.shape[0] == 0
     assert len((tmp_path / "elsewhere" / "x.dat").read_text().splitlines()) == 9
+
+
+def test_the_script_skips_numbas_blas_probe_and_leaves_scipy_linalg_importable(searched, tmp_path):
+    path, _, _ = searched
+    code = f"""
+import sys
+import numpy as np
+from numba import njit
+from bl_reservoir.dedoppler.search import main
+assert main([{str(path)!r}, {str(tmp_path / 'out')!r}, "--quiet"]) == 0
+import numba.np.arraymath, scipy.linalg
+dot = njit(lambda a, b: np.dot(a, b))
+print(numba.np.arraymath._HAVE_BLAS, scipy.linalg.norm([3.0, 4.0]), dot(np.ones((2, 2)), np.ones(2)).tolist())
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    # numba was told "no BLAS" during the search; afterwards scipy.linalg and numba's np.dot both work
+    assert proc.stdout.split() == ["False", "5.0", "[2.0,", "2.0]"]
+    assert (tmp_path / "out" / "manifest.json").exists()

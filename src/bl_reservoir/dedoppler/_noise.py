@@ -81,7 +81,7 @@ def percentiles(x: np.ndarray, qs: tuple[float, ...] = PERCENTILES) -> np.ndarra
         return np.percentile(x, qs)
     out = np.empty(len(qs), dtype=np.float64)
     for q, pos in enumerate(positions):
-        k0 = int(math.floor(pos))
+        k0 = math.floor(pos)
         k1 = min(k0 + 1, n - 1)
         if not (counts[q] < inside.shape[1] and below[q] <= k0 and k1 < below[q] + counts[q]):
             return np.percentile(x, qs)

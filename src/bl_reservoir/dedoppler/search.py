@@ -6,11 +6,12 @@ Writes the standard results folder (C2) plus `<input stem>.dat` in turboSETI's f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bl_reservoir import __version__
@@ -91,11 +92,34 @@ def run(args: argparse.Namespace) -> Path:
     return out_dir
 
 
+@contextlib.contextmanager
+def _numba_blas_probe_skipped() -> Iterator[None]:
+    """While the script runs, make importing scipy.linalg fail fast, if neither it nor numba's array
+    registries are loaded yet; restore it afterwards.
+
+    numba's first kernel load probes for BLAS by importing all of scipy.linalg (0.3 s, a third of a
+    one-coarse-channel search) though no kernel here calls BLAS, and nothing else in the search
+    imports it. Told there is none, numba only notes that (`numba.np.arraymath._HAVE_BLAS`) and
+    would take its plain-loop fallback for inner products. np.dot in numba still finds BLAS when
+    first used afterwards, and scipy.linalg imports normally again (tested).
+    """
+    if "scipy.linalg" in sys.modules or "numba.np.arraymath" in sys.modules:
+        yield
+        return
+    sys.modules["scipy.linalg"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if sys.modules.get("scipy.linalg", ...) is None:
+            del sys.modules["scipy.linalg"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    return run_script("dedoppler/search", args.input, lambda: run(args))
+    with _numba_blas_probe_skipped():
+        return run_script("dedoppler/search", args.input, lambda: run(args))
 
 
 if __name__ == "__main__":
