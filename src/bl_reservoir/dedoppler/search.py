@@ -118,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    with _numba_blas_probe_skipped():
+    # not with --gpu: cupy's own imports are not ours to vouch for
+    with contextlib.nullcontext() if args.gpu else _numba_blas_probe_skipped():
         return run_script("dedoppler/search", args.input, lambda: run(args))
 
 
