@@ -1,6 +1,6 @@
 """Benchmark: dedoppler/search against turboSETI 2.3.2 on the same full-width files, in one run.
 
-    .venv/bin/python benchmarks/dedoppler.py [--out DIR] [--repeat 2] [--signals 12]
+    .venv/bin/python benchmarks/dedoppler.py [--out DIR] [--repeat 3] [--signals 12]
 
 Synthesises 1- and 4-coarse-channel BL-like .h5 files (2**20 fine channels each, known signals),
 runs turboSETI (`FindDoppler(max_drift=4, snr=10)`, its own venv) and ours (`--max-drift 4
@@ -95,7 +95,7 @@ def turboseti_hits(dat: Path, width: int) -> pd.DataFrame:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "bl-reservoir-bench-dedoppler")
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--signals", type=int, default=12, help="signals per coarse channel")
     parser.add_argument("--seed", type=int, default=2024)
     args = parser.parse_args()
