@@ -40,7 +40,7 @@ HIT_COLUMNS = ["index", "freqs", "coarse_channel", "drift_rate", "snr", "freq_st
 CANDIDATE_FRACTION = 0.55
 _CHUNK = 2048  # columns per tree chunk: buffers of 16 rows stay in L2 (measured best of 512..8192)
 _STAMP_MARGIN = 8
-_WARM_UP_WIDTH = 16384  # channels of the block that loads the kernels: both noise_stats paths, a few ms
+_WARM_UP_WIDTH = 16384  # channels of the warm-up block: wide enough for _noise's numba path at both stages
 #: A hit's drift is the centroid of the drifts whose best sum is within this many noise sigmas of the top,
 #: looked for within _PLATEAU_BINS drift bins and _PLATEAU_COLS start channels of the strongest path.
 PLATEAU_SIGMA = 2.0
