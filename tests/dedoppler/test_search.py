@@ -122,3 +122,26 @@ print(numba.np.arraymath._HAVE_BLAS, scipy.linalg.norm([3.0, 4.0]), dot(np.ones(
     # numba was told "no BLAS" during the search; afterwards scipy.linalg and numba's np.dot both work
     assert proc.stdout.split() == ["False", "5.0", "[2.0,", "2.0]"]
     assert (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_nan_and_inf_samples_cost_no_hit_and_say_where_they_were(searched, tmp_path):
+    import h5py
+
+    _, _, clean_out = searched
+    path, _ = make_observation(tmp_path / "holes.h5", n_coarse_channels=2, coarse_channel_width=4096,
+                               signals=SIGNALS, seed=1)  # the same data as `searched`
+    with h5py.File(path, "r+") as f:
+        f["data"][:, 0, 500:510] = np.nan  # a band of dropped channels in coarse channel 0
+        f["data"][3, 0, 2000] = np.inf
+        f["data"][7, 0, 4096:] = np.nan  # one whole spectrum of coarse channel 1
+    proc = _script(path, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"dedoppler/search: warning: {path}: channels 0..4096: 161 NaN or infinite samples in 11 channels "
+        "replaced by their channel's median over time",
+        f"dedoppler/search: warning: {path}: channels 4096..8192: 4096 NaN or infinite samples in 4096 channels "
+        "replaced by their channel's median over time"]
+    clean, holes = read_results(clean_out).hits, read_results(tmp_path / "holes").hits
+    assert holes["index"].tolist() == clean["index"].tolist()
+    np.testing.assert_allclose(holes["drift_rate"], clean["drift_rate"])
+    np.testing.assert_allclose(holes["snr"], clean["snr"], rtol=0.1)

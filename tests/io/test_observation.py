@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bl_reservoir.errors import InvalidObservation, ReservoirWarning
-from bl_reservoir.io import coarse_channel_width, open_observation, write_h5
+from bl_reservoir.io import coarse_channel_width, open_observation, write_fil, write_h5
 from bl_reservoir.synth import bl_header, make_observation
 
 
@@ -116,3 +116,41 @@ def test_reading_ahead_reports_a_bad_block_where_it_is_read(tmp_path):
             got.append(i)
     assert got == [0, 1]  # the blocks before the bad one reach the caller; nothing after it
     assert len(str(info.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize("ext", [".fil", ".h5"])
+def test_nan_and_inf_samples_become_their_channels_median_with_one_warning(tmp_path, ext):
+    rng = np.random.default_rng(6)
+    data = rng.normal(10.0, 1.0, (8, 2 * 256)).astype(np.float32)
+    clean = data.copy()
+    data[2, 5] = np.nan
+    data[[0, 7], 9] = [np.inf, -np.inf]
+    data[:, 40] = np.nan  # a whole channel: no finite sample to take a median of
+    data[4, 256:] = np.nan  # a whole spectrum of the second coarse channel
+    path = tmp_path / f"holes{ext}"
+    (write_h5 if ext == ".h5" else write_fil)(path, bl_header(512), data)
+    with open_observation(path, coarse_channel_width=256) as obs:
+        with pytest.warns(ReservoirWarning) as caught:
+            first = obs.coarse_channel(0)
+            second = obs.coarse_channel(1)
+    assert [str(w.message) for w in caught] == [
+        f"{path}: channels 0..256: 11 NaN or infinite samples in 3 channels replaced by their channel's median over time",
+        f"{path}: channels 256..512: 256 NaN or infinite samples in 256 channels replaced by their channel's median "
+        "over time"]
+    assert first[2, 5] == np.median(np.delete(clean[:, 5], 2))
+    np.testing.assert_array_equal(first[[0, 7], 9], np.median(clean[1:7, 9]))
+    finite = np.delete(clean[:, :256], 40, axis=1)
+    np.testing.assert_array_equal(first[:, 40], np.median(np.delete(finite.ravel(), [2 * 255 + 5, 9, 7 * 255 + 9])))
+    np.testing.assert_array_equal(second[4], np.median(np.delete(clean[:, 256:], 4, axis=0), axis=0))
+    untouched = np.ones(256, dtype=bool)
+    untouched[[5, 9, 40]] = False
+    np.testing.assert_array_equal(first[:, untouched], clean[:, :256][:, untouched])
+    np.testing.assert_array_equal(np.delete(second, 4, axis=0), np.delete(clean[:, 256:], 4, axis=0))
+
+
+def test_a_block_with_no_finite_sample_is_refused(tmp_path):
+    path = tmp_path / "void.h5"
+    write_h5(path, bl_header(256), np.full((4, 256), np.nan, dtype=np.float32))
+    with open_observation(path, coarse_channel_width=256) as obs, \
+            pytest.raises(InvalidObservation, match=r"void.h5: channels 0..256: every sample is NaN or infinite"):
+        obs.coarse_channel(0)

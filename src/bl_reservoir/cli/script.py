@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 
-from bl_reservoir.errors import ReservoirError
+from bl_reservoir.errors import ReservoirError, ReservoirWarning
 
 
 def run_script(name: str, input_path: str, work: Callable[[], object]) -> int:
     """Run a script's work; bad input (a `ReservoirError`, an unreadable or unwritable path) becomes
-    `<name>: error: <file>: <reason>` on stderr and a non-zero exit code, never a traceback."""
+    `<name>: error: <file>: <reason>` on stderr and a non-zero exit code, never a traceback. A
+    `ReservoirWarning` (the input was usable but not clean) becomes `<name>: warning: <file>: <what>`."""
+    show = warnings.showwarning
+
+    def show_ours(message, category, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003 - warnings' own signature
+        if issubclass(category, ReservoirWarning):
+            print(f"{name}: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, *args, **kwargs)
+
     try:
-        work()
+        with warnings.catch_warnings():
+            warnings.showwarning = show_ours
+            work()
     except ReservoirError as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         return exc.exit_code

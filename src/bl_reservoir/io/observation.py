@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from bl_reservoir.errors import InvalidObservation
+from bl_reservoir.errors import InvalidObservation, ReservoirWarning
 from bl_reservoir.io import header as _header
 
 
@@ -79,7 +80,9 @@ class Observation:
         """float32 array (n_time, stop - start) of fine channels [start, stop) of IF 0."""
         if not 0 <= start < stop <= self.n_chans:
             raise IndexError(f"channels [{start}, {stop}) out of range 0..{self.n_chans}")
-        return self._read(start, stop)
+        block = self._read(start, stop)
+        replace_non_finite(block, self.path, start)
+        return block
 
     def _read(self, start: int, stop: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -96,3 +99,36 @@ class Observation:
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} {self.path!r} n_time={self.n_time} n_chans={self.n_chans} "
                 f"coarse={self.n_coarse_channels}x{self.coarse_channel_width}>")
+
+
+def replace_non_finite(block: np.ndarray, path: str, start: int = 0) -> int:
+    """Replace NaN and infinite samples of `block` (n_time, W), channels from `start`, in place; return how many.
+
+    A few bad samples (a dropped packet, a corrupt chunk) must not blank a whole coarse channel:
+    one NaN turns every noise estimate and bandpass fit of its block into NaN. Each is replaced
+    by its channel's median over time, or, in a channel with no finite sample, by the median of
+    the block; one `ReservoirWarning` names the file and channels. A block with no finite sample
+    is refused. Clean blocks cost one summing pass (NaN and inf survive a sum).
+    """
+    if np.isfinite(block.sum()):
+        return 0
+    bad = ~np.isfinite(block)
+    n_bad = int(np.count_nonzero(bad))
+    if n_bad == 0:  # finite, but large enough for the sum to overflow
+        return 0
+    stop = start + block.shape[1]
+    if n_bad == block.size:
+        raise InvalidObservation(path, f"channels {start}..{stop}: every sample is NaN or infinite")
+    columns = np.flatnonzero(bad.any(axis=0))
+    bad_cols = bad[:, columns]
+    values = np.where(bad_cols, np.nan, block[:, columns])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": channels with no finite sample
+        level = np.nanmedian(values, axis=0)
+    empty = np.isnan(level)
+    if empty.any():
+        level[empty] = np.median(block[~bad])
+    block[:, columns] = np.where(bad_cols, level.astype(block.dtype), values)
+    warnings.warn(f"{path}: channels {start}..{stop}: {n_bad} NaN or infinite samples in {columns.size} channels "
+                  "replaced by their channel's median over time", ReservoirWarning, stacklevel=2)
+    return n_bad
