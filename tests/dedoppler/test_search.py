@@ -137,10 +137,10 @@ def test_nan_and_inf_samples_cost_no_hit_and_say_where_they_were(searched, tmp_p
     proc = _script(path, "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        f"dedoppler/search: warning: {path}: channels 0..4096: 161 NaN or infinite samples in 11 channels "
-        "replaced by their channel's median over time",
-        f"dedoppler/search: warning: {path}: channels 4096..8192: 4096 NaN or infinite samples in 4096 channels "
-        "replaced by their channel's median over time"]
+        (f"dedoppler/search: warning: {path}: channels 0..4096: 161 NaN or infinite samples in 11 channels "
+         "replaced by their channel's median over time"),
+        (f"dedoppler/search: warning: {path}: channels 4096..8192: 4096 NaN or infinite samples in 4096 channels "
+         "replaced by their channel's median over time")]
     clean, holes = read_results(clean_out).hits, read_results(tmp_path / "holes").hits
     assert holes["index"].tolist() == clean["index"].tolist()
     np.testing.assert_allclose(holes["drift_rate"], clean["drift_rate"])

@@ -129,14 +129,12 @@ def test_nan_and_inf_samples_become_their_channels_median_with_one_warning(tmp_p
     data[4, 256:] = np.nan  # a whole spectrum of the second coarse channel
     path = tmp_path / f"holes{ext}"
     (write_h5 if ext == ".h5" else write_fil)(path, bl_header(512), data)
-    with open_observation(path, coarse_channel_width=256) as obs:
-        with pytest.warns(ReservoirWarning) as caught:
-            first = obs.coarse_channel(0)
-            second = obs.coarse_channel(1)
+    with open_observation(path, coarse_channel_width=256) as obs, pytest.warns(ReservoirWarning) as caught:
+        first, second = obs.coarse_channel(0), obs.coarse_channel(1)
     assert [str(w.message) for w in caught] == [
         f"{path}: channels 0..256: 11 NaN or infinite samples in 3 channels replaced by their channel's median over time",
-        f"{path}: channels 256..512: 256 NaN or infinite samples in 256 channels replaced by their channel's median "
-        "over time"]
+        (f"{path}: channels 256..512: 256 NaN or infinite samples in 256 channels replaced by their channel's median "
+         "over time")]
     assert first[2, 5] == np.median(np.delete(clean[:, 5], 2))
     np.testing.assert_array_equal(first[[0, 7], 9], np.median(clean[1:7, 9]))
     finite = np.delete(clean[:, :256], 40, axis=1)

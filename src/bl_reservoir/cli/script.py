@@ -15,7 +15,7 @@ def run_script(name: str, input_path: str, work: Callable[[], object]) -> int:
     `ReservoirWarning` (the input was usable but not clean) becomes `<name>: warning: <file>: <what>`."""
     show = warnings.showwarning
 
-    def show_ours(message, category, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003 - warnings' own signature
+    def show_ours(message, category, *args, **kwargs):
         if issubclass(category, ReservoirWarning):
             print(f"{name}: warning: {message}", file=sys.stderr)
         else:
