@@ -129,14 +129,14 @@ def test_progress_bar_per_coarse_channel(small_obs, capsys):
 
 
 @pytest.mark.filterwarnings("default::bl_reservoir.errors.ReservoirWarning")  # the script shows it as one line
-def test_nan_samples_cost_no_hit(small_obs, tmp_path, capsys):
+def test_missing_samples_cost_no_hit_and_make_none(small_obs, tmp_path, capsys):
     import h5py
 
     path, _ = small_obs("holes.h5", n_coarse=2, width=16384, signals=SIGNALS)
     assert preprocess_fine.main([str(path), str(tmp_path / "clean"), "--quiet"]) == 0
     with h5py.File(path, "r+") as f:
-        f["data"][:, 0, 100:110] = np.nan  # dropped channels: one NaN used to blank the whole coarse channel
-        f["data"][5, 0, 16384:] = np.nan  # a dropped spectrum
+        f["data"][:, 0, 100:110] = np.nan  # NaN channels: one NaN used to blank the whole coarse channel
+        f["data"][5, 0, 16384:] = 0.0  # a dropped integration: it used to make every window a hit
     assert preprocess_fine.main([str(path), str(tmp_path / "holes"), "--quiet"]) == 0
     warned = capsys.readouterr().err.strip().splitlines()
     assert [line.split(": ")[3] for line in warned] == ["channels 0..16384", "channels 16384..32768"]

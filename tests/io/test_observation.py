@@ -119,36 +119,42 @@ def test_reading_ahead_reports_a_bad_block_where_it_is_read(tmp_path):
 
 
 @pytest.mark.parametrize("ext", [".fil", ".h5"])
-def test_nan_and_inf_samples_become_their_channels_median_with_one_warning(tmp_path, ext):
+def test_missing_samples_become_their_channels_median_with_one_warning(tmp_path, ext):
     rng = np.random.default_rng(6)
-    data = rng.normal(10.0, 1.0, (8, 2 * 256)).astype(np.float32)
+    data = rng.normal(10.0, 1.0, (8, 4 * 256)).astype(np.float32)
     clean = data.copy()
     data[2, 5] = np.nan
     data[[0, 7], 9] = [np.inf, -np.inf]
     data[:, 40] = np.nan  # a whole channel: no finite sample to take a median of
-    data[4, 256:] = np.nan  # a whole spectrum of the second coarse channel
+    data[4, 256:512] = np.nan  # a whole spectrum of the second coarse channel
+    data[6, 512:768] = 0.0  # a dropped integration in the third
+    data[:, 768:] = 0.0  # a coarse channel nobody recorded: left as it is
     path = tmp_path / f"holes{ext}"
-    (write_h5 if ext == ".h5" else write_fil)(path, bl_header(512), data)
+    (write_h5 if ext == ".h5" else write_fil)(path, bl_header(1024), data)
     with open_observation(path, coarse_channel_width=256) as obs, pytest.warns(ReservoirWarning) as caught:
-        first, second = obs.coarse_channel(0), obs.coarse_channel(1)
+        blocks = [obs.coarse_channel(cc) for cc in range(4)]
     assert [str(w.message) for w in caught] == [
-        f"{path}: channels 0..256: 11 NaN or infinite samples in 3 channels replaced by their channel's median over time",
-        (f"{path}: channels 256..512: 256 NaN or infinite samples in 256 channels replaced by their channel's median "
-         "over time")]
+        f"{path}: channels {lo}..{lo + 256}: {what} replaced by their channel's median over time" for lo, what in [
+            (0, "11 NaN or infinite samples in 3 channels"), (256, "256 NaN or infinite samples in 256 channels"),
+            (512, "1 all-zero spectra in 256 channels")]]
+    first = blocks[0]
     assert first[2, 5] == np.median(np.delete(clean[:, 5], 2))
     np.testing.assert_array_equal(first[[0, 7], 9], np.median(clean[1:7, 9]))
     finite = np.delete(clean[:, :256], 40, axis=1)
     np.testing.assert_array_equal(first[:, 40], np.median(np.delete(finite.ravel(), [2 * 255 + 5, 9, 7 * 255 + 9])))
-    np.testing.assert_array_equal(second[4], np.median(np.delete(clean[:, 256:], 4, axis=0), axis=0))
     untouched = np.ones(256, dtype=bool)
     untouched[[5, 9, 40]] = False
     np.testing.assert_array_equal(first[:, untouched], clean[:, :256][:, untouched])
-    np.testing.assert_array_equal(np.delete(second, 4, axis=0), np.delete(clean[:, 256:], 4, axis=0))
+    for cc, row in ((1, 4), (2, 6)):
+        lo = 256 * cc
+        np.testing.assert_array_equal(blocks[cc][row], np.median(np.delete(clean[:, lo:lo + 256], row, axis=0), axis=0))
+        np.testing.assert_array_equal(np.delete(blocks[cc], row, axis=0), np.delete(clean[:, lo:lo + 256], row, axis=0))
+    assert not blocks[3].any()
 
 
 def test_a_block_with_no_finite_sample_is_refused(tmp_path):
     path = tmp_path / "void.h5"
     write_h5(path, bl_header(256), np.full((4, 256), np.nan, dtype=np.float32))
     with open_observation(path, coarse_channel_width=256) as obs, \
-            pytest.raises(InvalidObservation, match=r"void.h5: channels 0..256: every sample is NaN or infinite"):
+            pytest.raises(InvalidObservation, match=r"void.h5: channels 0..256: no sample is finite and non-zero"):
         obs.coarse_channel(0)

@@ -81,7 +81,7 @@ class Observation:
         if not 0 <= start < stop <= self.n_chans:
             raise IndexError(f"channels [{start}, {stop}) out of range 0..{self.n_chans}")
         block = self._read(start, stop)
-        replace_non_finite(block, self.path, start)
+        repair_missing(block, self.path, start)
         return block
 
     def _read(self, start: int, stop: int) -> np.ndarray:  # pragma: no cover - abstract
@@ -101,34 +101,43 @@ class Observation:
                 f"coarse={self.n_coarse_channels}x{self.coarse_channel_width}>")
 
 
-def replace_non_finite(block: np.ndarray, path: str, start: int = 0) -> int:
-    """Replace NaN and infinite samples of `block` (n_time, W), channels from `start`, in place; return how many.
+def repair_missing(block: np.ndarray, path: str, start: int = 0) -> int:
+    """Replace missing samples of `block` (n_time, W), channels from `start`, in place; return how many.
 
-    A few bad samples (a dropped packet, a corrupt chunk) must not blank a whole coarse channel:
-    one NaN turns every noise estimate and bandpass fit of its block into NaN. Each is replaced
-    by its channel's median over time, or, in a channel with no finite sample, by the median of
-    the block; one `ReservoirWarning` names the file and channels. A block with no finite sample
-    is refused. Clean blocks cost one summing pass (NaN and inf survive a sum).
+    Missing: NaN and infinite samples (a corrupt chunk), and spectra that are zero in every
+    channel (a dropped integration) while others hold data. Left in, one NaN turns every noise
+    estimate and bandpass fit of its coarse channel into NaN (no hit there at all), and one zero
+    spectrum makes every window non-normal (a hit in every window). Each missing sample becomes
+    its channel's median over time, or, in a channel with no good sample, the block's median; one
+    `ReservoirWarning` names the file, the channels and what was replaced. A block of zeros only
+    (a coarse channel nobody recorded) stays as it is; one with nothing finite is refused.
+    Clean blocks cost one summing pass (NaN and inf survive a sum).
     """
-    if np.isfinite(block.sum()):
-        return 0
+    row_sums = block.sum(axis=1)
+    zero_rows = np.flatnonzero(row_sums == 0)
+    zero_rows = zero_rows[[not block[r].any() for r in zero_rows]]
+    if np.isfinite(row_sums).all() and (zero_rows.size == 0 or zero_rows.size == block.shape[0]):
+        return 0  # also a finite block whose sums overflowed: the NaN count below would be 0
     bad = ~np.isfinite(block)
-    n_bad = int(np.count_nonzero(bad))
-    if n_bad == 0:  # finite, but large enough for the sum to overflow
-        return 0
+    n_nan = int(np.count_nonzero(bad))
+    bad[zero_rows] = True
     stop = start + block.shape[1]
-    if n_bad == block.size:
-        raise InvalidObservation(path, f"channels {start}..{stop}: every sample is NaN or infinite")
+    if bad.all():
+        raise InvalidObservation(path, f"channels {start}..{stop}: no sample is finite and non-zero")
     columns = np.flatnonzero(bad.any(axis=0))
+    if columns.size == 0:
+        return 0
     bad_cols = bad[:, columns]
     values = np.where(bad_cols, np.nan, block[:, columns])
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": channels with no finite sample
+        warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": channels with no good sample
         level = np.nanmedian(values, axis=0)
     empty = np.isnan(level)
     if empty.any():
         level[empty] = np.median(block[~bad])
     block[:, columns] = np.where(bad_cols, level.astype(block.dtype), values)
-    warnings.warn(f"{path}: channels {start}..{stop}: {n_bad} NaN or infinite samples in {columns.size} channels "
-                  "replaced by their channel's median over time", ReservoirWarning, stacklevel=2)
-    return n_bad
+    what = [f"{n_nan} NaN or infinite samples"] if n_nan else []
+    what += [f"{zero_rows.size} all-zero spectra"] if zero_rows.size else []
+    warnings.warn(f"{path}: channels {start}..{stop}: {' and '.join(what)} in {columns.size} channels replaced by "
+                  "their channel's median over time", ReservoirWarning, stacklevel=2)
+    return int(np.count_nonzero(bad))
