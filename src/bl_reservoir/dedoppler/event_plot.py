@@ -57,11 +57,15 @@ def plot_event(event: pd.DataFrame, cadence: Sequence[CadenceFile], out_path: st
     lengths = [float(f.hits["obs_length"].iloc[0]) for f in cadence if len(f.hits)]
     cadence_seconds = (max(starts) - min(starts)) * 86400 + max(lengths) if starts else 0.0
     f0, drift, lo, hi = _band(event, cadence_seconds)
+    panels = [_waterfall(f.observation, lo, hi) for f in cadence]
+    shown = [p[0] for p in panels if p is not None]
+    # one colour scale for all six: a signal in an OFF must look as bright as the same signal in an ON
+    vmin, vmax = (np.percentile(np.concatenate([d.ravel() for d in shown]), [1, 99.9]) if shown else (None, None))
+    gap = 0.04 * (hi - lo) * 1e6  # Hz between the predicted track and each of the lines that frame it
     fig, axes = plt.subplots(len(cadence), 1, sharex=True, figsize=(8, 1.6 * len(cadence)))
     axes = np.atleast_1d(axes)
-    for ax, f in zip(axes, cadence):
+    for ax, f, panel in zip(axes, cadence, panels):
         ax.set_ylabel(f"{'ON' if f.on else 'OFF'}\ns", fontsize=8)
-        panel = _waterfall(f.observation, lo, hi)
         if panel is None:
             ax.text(0.5, 0.5, f"{Path(f.source).name}: observation not found", ha="center", va="center",
                     transform=ax.transAxes, fontsize=8)
@@ -72,8 +76,10 @@ def plot_event(event: pd.DataFrame, cadence: Sequence[CadenceFile], out_path: st
         offsets = (freqs - f0) * 1e6
         order = np.argsort(offsets)
         ax.imshow(data[:, order], aspect="auto", origin="upper", cmap="viridis", interpolation="nearest",
-                  extent=(offsets[order][0], offsets[order][-1], t1, t0))
-        ax.plot([drift * t0, drift * t1], [t0, t1], color="red", lw=0.8, ls=":", alpha=0.6)
+                  extent=(offsets[order][0], offsets[order][-1], t1, t0), vmin=vmin, vmax=vmax)
+        for side in (-gap, gap):  # the drift line, drawn twice beside the track so that it hides nothing
+            ax.plot([drift * t0 + side, drift * t1 + side], [t0, t1], color="white", lw=1.2, ls="--", alpha=0.9)
+        ax.set_xlim(offsets.min(), offsets.max())
         ax.set_title(f"{Path(f.source).name} ({'ON' if f.on else 'OFF'})", fontsize=8)
     axes[-1].set_xlabel(f"frequency - {f0:.6f} MHz (Hz)")
     fig.suptitle(f"event {event['Hit_ID'].iloc[0]}: {f0:.6f} MHz, {drift:+.4f} Hz/s", fontsize=10)
