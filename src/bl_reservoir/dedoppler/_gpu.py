@@ -82,7 +82,7 @@ def _search(xp: ModuleType, padded, width: int, max_bins: int, min_bins: int):
         else:  # strictly greater: the earliest block wins ties, as on the CPU
             wins = block_max > best
             xp.copyto(best, block_max, where=wins)
-            xp.copyto(best_k, np.int32(k), where=wins)
+            xp.copyto(best_k, k, where=wins)  # a Python int: every cupy version takes it as a scalar
     return best, best_k
 
 
