@@ -66,3 +66,18 @@ def test_import_stays_cheap(module):
     code = f"import sys, {module}; heavy = {{'numpy', 'pandas', 'dask', 'fastapi', 'h5py'}} & set(sys.modules); print(sorted(heavy))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_warning_about_the_input_is_one_line(tmp_path):
+    import numpy as np
+
+    from bl_reservoir.io import write_h5
+    from bl_reservoir.synth import bl_header
+
+    path = tmp_path / "odd.h5"
+    write_h5(path, bl_header(5000), np.ones((2, 5000), dtype=np.float32))  # no nfpc, no known coarse width
+    info = _cli("info", str(path))
+    assert info.returncode == 0 and "1 x 5000 fine channels" in info.stdout
+    assert info.stderr.strip().splitlines() == [
+        (f"bl-reservoir: warning: {path}: nchans 5000 is no multiple of a known coarse-channel width and the header "
+         "has no nfpc; treating the whole band as one coarse channel")]

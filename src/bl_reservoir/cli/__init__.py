@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from bl_reservoir import __version__
+from bl_reservoir.cli.script import one_line_warnings
 from bl_reservoir.errors import NotBuiltYet, ReservoirError
 
 #: name -> (module under bl_reservoir.cli, or None while not built yet; one-line help)
@@ -78,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         module = COMMANDS[args.command][0]
         if module is None:
             raise NotBuiltYet(args.command)
-        return int(importlib.import_module(f"bl_reservoir.cli.{module}").run(args) or 0)
+        with one_line_warnings("bl-reservoir"):
+            return int(importlib.import_module(f"bl_reservoir.cli.{module}").run(args) or 0)
     except ReservoirError as exc:
         print(f"bl-reservoir: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -1,18 +1,19 @@
-"""The error contract every C1 algorithm script shares: exit 0, or one line on stderr and an exit code."""
+"""The error contract every C1 algorithm script shares: exit 0, or one line on stderr and an exit code; warnings about the input in one line too."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from bl_reservoir.errors import ReservoirError, ReservoirWarning
 
 
-def run_script(name: str, input_path: str, work: Callable[[], object]) -> int:
-    """Run a script's work; bad input (a `ReservoirError`, an unreadable or unwritable path) becomes
-    `<name>: error: <file>: <reason>` on stderr and a non-zero exit code, never a traceback. A
-    `ReservoirWarning` (the input was usable but not clean) becomes `<name>: warning: <file>: <what>`."""
+@contextlib.contextmanager
+def one_line_warnings(name: str) -> Iterator[None]:
+    """While inside, a `ReservoirWarning` (the input was usable but not clean) prints as
+    `<name>: warning: <file>: <what>` on stderr, like the errors; other warnings as Python shows them."""
     show = warnings.showwarning
 
     def show_ours(message, category, *args, **kwargs):
@@ -21,9 +22,16 @@ def run_script(name: str, input_path: str, work: Callable[[], object]) -> int:
         else:
             show(message, category, *args, **kwargs)
 
+    with warnings.catch_warnings():
+        warnings.showwarning = show_ours
+        yield
+
+
+def run_script(name: str, input_path: str, work: Callable[[], object]) -> int:
+    """Run a script's work; bad input (a `ReservoirError`, an unreadable or unwritable path) becomes
+    `<name>: error: <file>: <reason>` on stderr and a non-zero exit code, never a traceback."""
     try:
-        with warnings.catch_warnings():
-            warnings.showwarning = show_ours
+        with one_line_warnings(name):
             work()
     except ReservoirError as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
