@@ -117,7 +117,7 @@ def repair_missing(block: np.ndarray, path: str, start: int = 0) -> int:
     zero_rows = np.flatnonzero(row_sums == 0)
     zero_rows = zero_rows[[not block[r].any() for r in zero_rows]]
     if np.isfinite(row_sums).all() and (zero_rows.size == 0 or zero_rows.size == block.shape[0]):
-        return 0  # also a finite block whose sums overflowed: the NaN count below would be 0
+        return 0  # clean, or zeros only
     bad = ~np.isfinite(block)
     n_nan = int(np.count_nonzero(bad))
     bad[zero_rows] = True
@@ -125,7 +125,7 @@ def repair_missing(block: np.ndarray, path: str, start: int = 0) -> int:
     if bad.all():
         raise InvalidObservation(path, f"channels {start}..{stop}: no sample is finite and non-zero")
     columns = np.flatnonzero(bad.any(axis=0))
-    if columns.size == 0:
+    if columns.size == 0:  # finite, but large enough for a row sum to overflow
         return 0
     bad_cols = bad[:, columns]
     values = np.where(bad_cols, np.nan, block[:, columns])
