@@ -75,6 +75,19 @@ for signal in truth.itertuples():   # every injected signal has a hit within one
     assert len(near), f"no hit near channel {signal.index}"
 print(f"deploy: ok, {len(hits)} hits, every injected signal found ({result})")
 PY
+# The de-Doppler search, as a pod's first job: it compiles its kernels ahead of time under NUMBA_CACHE_DIR
+# (the installed package's own folder is not writable in the image), then finds both signals.
+python3 -m bl_reservoir.dedoppler.search x.h5 dd --quiet
+ls "$NUMBA_CACHE_DIR"/bl_reservoir/bl_dedoppler_kernels_*.so >/dev/null \
+  || { echo "deploy: the de-Doppler kernels were not compiled ahead of time" >&2; exit 1; }
+python3 - dd x_truth.csv <<'PY'
+import sys
+import pandas as pd
+hits, truth = pd.read_parquet(f"{sys.argv[1]}/info_df.parquet"), pd.read_csv(sys.argv[2])
+for signal in truth.itertuples():
+    assert ((hits["index"] - signal.index).abs() <= 4).any(), f"de-Doppler: no hit near channel {signal.index}"
+print(f"deploy: ok, de-Doppler search found all {len(truth)} signals with compiled kernels")
+PY
 # The external package runs in the environment the install built, without building another.
 bl-reservoir algorithms | grep -qE '^blr_smoke/search +external +[^ ]+ +built *$' \
   || { bl-reservoir algorithms; echo "deploy: blr_smoke's environment was not prebuilt" >&2; exit 1; }

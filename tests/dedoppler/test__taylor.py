@@ -8,7 +8,6 @@ import pytest
 from bl_reservoir.dedoppler._refine import drift_offsets, refine
 from bl_reservoir.dedoppler._taylor import (
     drift_search,
-    drift_search_threaded,
     join_signs,
     padded_width,
     reverse_channels,
@@ -91,11 +90,12 @@ def test_drift_search_blocks_equal_brute_force_over_every_drift(n_time):
     np.testing.assert_allclose(exact, best, atol=1e-4)
     assert (bins >= 3).all()
     np.testing.assert_allclose(brute[np.arange(width), bins], best, atol=1e-4)
-    # the threaded kernel computes the same
+    # split over threads (3 runs of chunks), the search computes the same
     best_t = np.empty(width, dtype=np.float32)
     block_t = np.empty(width, dtype=np.int32)
-    drift_search_threaded(padded, width, max_bins, 3, best_t, block_t, 128)
+    drift_search(padded, width, max_bins, 3, best_t, block_t, 128, threads=3)
     np.testing.assert_array_equal(best_t, best)
+    np.testing.assert_array_equal(block_t, block)
     # the winning block holds the winning drift (ties aside: equal sums in two blocks)
     in_block = (bins >= block * step) & (bins <= block * step + step)
     assert in_block.mean() > 0.95

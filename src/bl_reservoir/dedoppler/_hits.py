@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from bl_reservoir.dedoppler._aot import exported
 
+
+@exported("int64[::1](float32[::1], int64[::1], int64)")
 @njit(cache=True, nogil=True)
 def _top_hits(snr: np.ndarray, candidates: np.ndarray, window: int) -> np.ndarray:
     keep = np.zeros(candidates.shape[0], dtype=np.bool_)

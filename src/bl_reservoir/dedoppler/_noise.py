@@ -14,12 +14,15 @@ import math
 import numpy as np
 from numba import njit
 
+from bl_reservoir.dedoppler._aot import exported
+
 PERCENTILES = (5.0, 50.0, 95.0)
 _SAMPLE = 4096  # values in the sample; a quantile of it is within 0.4% (1 sigma) of the true one at 5%
 _MARGIN = 0.02  # half-width of a bracket, as a fraction of the values (5 sigma at 5%)
 _SMALL = 2 * _SAMPLE  # below this many values np.percentile runs: the sample would be most of them
 
 
+@exported("void(float32[::1], float64[::1], float64[::1], int64[::1], float32[:, ::1], int64[::1], int64[::1])")
 @njit(cache=True, nogil=True)
 def _gather(x: np.ndarray, lows: np.ndarray, highs: np.ndarray, below: np.ndarray, inside: np.ndarray,
             counts: np.ndarray, above: np.ndarray) -> None:
@@ -44,6 +47,7 @@ def _gather(x: np.ndarray, lows: np.ndarray, highs: np.ndarray, below: np.ndarra
         below[q], counts[q], above[q] = n_below, n_inside, n_above
 
 
+@exported("float64(float32[::1], float64, float64)")
 @njit(cache=True, nogil=True, fastmath=True)
 def _central_std(x: np.ndarray, low: float, high: float) -> float:
     """Standard deviation (float64, two passes) of the x strictly between low and high; 0 if none are."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from bl_reservoir.dedoppler._aot import exported
 from bl_reservoir.dedoppler._taylor import taylor_path
 
 
@@ -56,6 +57,8 @@ def _path_sums(data: np.ndarray, pad_value: float, offsets: np.ndarray, first_co
                     acc[k] += pad_value
 
 
+@exported("void(float32[:, ::1], float64, int32[:, ::1], int64[::1], int64[::1], int64, int64, int64, int64, "
+          "float32[::1], int32[::1], int64)")
 @njit(cache=True, nogil=True)
 def refine(data: np.ndarray, pad_value: float, offsets: np.ndarray, columns: np.ndarray,
            drifts: np.ndarray, radius_cols: int, radius_bins: int, min_bins: int, max_bins: int,
@@ -81,6 +84,7 @@ def refine(data: np.ndarray, pad_value: float, offsets: np.ndarray, columns: np.
                         best_bins[col] = t
 
 
+@exported("void(float32[:, ::1], float64, int32[:, ::1], int64, int64, int64, int64, int64, float64[::1], int64[::1])")
 @njit(cache=True, nogil=True)
 def drift_profile(data: np.ndarray, pad_value: float, offsets: np.ndarray, column: int, drift: int,
                   radius_cols: int, min_bins: int, max_bins: int, best: np.ndarray, best_cols: np.ndarray) -> None:

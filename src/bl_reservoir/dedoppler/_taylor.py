@@ -1,4 +1,5 @@
-"""Taylor-tree de-Doppler kernels: pure functions over arrays, compiled once by numba (`cache=True`).
+"""Taylor-tree de-Doppler kernels: pure functions over arrays, in numba (`cache=True`; those called from
+Python also compiled ahead of time, `_aot`).
 
 The tree sums `P = 2**m` spectra along every drift of 0..P-1 channels over P-1 steps in
 `P * log2(P)` additions per channel instead of `P * P`. Its paths are staircases, not straight
@@ -11,8 +12,12 @@ those into SIMD code, while the same loop written with 2-D indices stays scalar 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from bl_reservoir.dedoppler._aot import exported
 
 
 def taylor_path(n_rows: int) -> np.ndarray:
@@ -97,6 +102,7 @@ def taylor_tree(data: np.ndarray) -> np.ndarray:
     return _tree_levels(buf, tmp, 1)[:, :width].copy()
 
 
+@exported("void(float32[:, ::1], float32[:, :], int64)")
 @njit(cache=True, nogil=True, fastmath=True)
 def sum_channels(block: np.ndarray, out: np.ndarray, factor: int) -> None:
     """`out[i, j]` <- the sum of the `factor` channels `block[i, factor*j : factor*(j+1)]`, at memory speed."""
@@ -113,6 +119,7 @@ def sum_channels(block: np.ndarray, out: np.ndarray, factor: int) -> None:
                 target[j] = acc
 
 
+@exported("void(float32[:, :])")
 @njit(cache=True, nogil=True)
 def reverse_channels(data: np.ndarray) -> None:
     """Reverse each row of `data` (P, W) in place: the negative drifts are the positive ones of the mirror."""
@@ -123,6 +130,7 @@ def reverse_channels(data: np.ndarray) -> None:
             row[j], row[width - 1 - j] = row[width - 1 - j], row[j]
 
 
+@exported("void(float32[::1], int32[::1], float32[::1], int32[::1], int64, int64[::1])")
 @njit(cache=True, nogil=True)
 def join_signs(best: np.ndarray, block_k: np.ndarray, best_r: np.ndarray, block_r: np.ndarray, step: int,
                centre: np.ndarray) -> None:
@@ -143,6 +151,7 @@ def padded_width(width: int, n_rows: int, max_bins: int, chunk: int) -> int:
     return width + chunk + 2 * n_rows + max_bins + 1
 
 
+@exported("void(float32[:, ::1], int64, int64, int64, float32[::1], int32[::1], int64, int64, int64)")
 @njit(cache=True, nogil=True)
 def _search_chunks(padded: np.ndarray, width: int, max_bins: int, min_bins: int, best: np.ndarray,
                    best_block: np.ndarray, chunk: int, first_chunk: int, stop_chunk: int) -> None:
@@ -202,9 +211,8 @@ def _search_chunks(padded: np.ndarray, width: int, max_bins: int, min_bins: int,
             first_block = False
 
 
-@njit(cache=True, nogil=True)
 def drift_search(padded: np.ndarray, width: int, max_bins: int, min_bins: int,
-                 best: np.ndarray, best_block: np.ndarray, chunk: int = 4096) -> None:
+                 best: np.ndarray, best_block: np.ndarray, chunk: int = 4096, threads: int = 1) -> None:
     """Write to `best` (W,) the largest path sum of each start channel over drifts of min..max bins,
     and to `best_block` (W,) the drift block k that holds it (drift bins k*(P-1) .. k*(P-1)+P-1).
 
@@ -214,13 +222,14 @@ def drift_search(padded: np.ndarray, width: int, max_bins: int, min_bins: int,
     channels (exact straight lines) before the tree adds the last 0..P-1 channels, in chunks of
     `chunk` columns that stay in cache. Only the winning block is kept (an argmax over every
     drift would stop the inner loop vectorising); `refine` recovers the drift where it matters.
+    With `threads` > 1 the chunks are split into that many runs on threads (the kernel releases
+    the GIL; chunks own disjoint columns of `best`).
     """
-    _search_chunks(padded, width, max_bins, min_bins, best, best_block, chunk, 0, (width + chunk - 1) // chunk)
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def drift_search_threaded(padded: np.ndarray, width: int, max_bins: int, min_bins: int,
-                          best: np.ndarray, best_block: np.ndarray, chunk: int = 4096) -> None:
-    """`drift_search` with chunks spread over numba's threads (separate: loading it costs ~0.5 s)."""
-    for n_chunk in prange((width + chunk - 1) // chunk):  # chunks own disjoint columns of best
-        _search_chunks(padded, width, max_bins, min_bins, best, best_block, chunk, n_chunk, n_chunk + 1)
+    n_chunks = -(-width // chunk)
+    bounds = np.linspace(0, n_chunks, max(1, min(threads, n_chunks)) + 1).astype(int).tolist()
+    if len(bounds) == 2:
+        _search_chunks(padded, width, max_bins, min_bins, best, best_block, chunk, 0, n_chunks)
+        return
+    with ThreadPoolExecutor(len(bounds) - 1, thread_name_prefix="drift-search") as pool:
+        list(pool.map(lambda lo, hi: _search_chunks(padded, width, max_bins, min_bins, best, best_block, chunk, lo, hi),
+                      bounds[:-1], bounds[1:]))

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bl_reservoir.dedoppler._aot import compiled_module
 from bl_reservoir.dedoppler._hits import hit_search
 from bl_reservoir.dedoppler._noise import noise_stats
 from bl_reservoir.dedoppler._refine import drift_offsets, drift_profile, refine
 from bl_reservoir.dedoppler._taylor import (
     drift_search,
-    drift_search_threaded,
     join_signs,
     padded_width,
     reverse_channels,
@@ -132,17 +132,6 @@ def cpu_threads(threads: int) -> int:
     return numba.config.NUMBA_NUM_THREADS
 
 
-def _tree_search(threads: int):
-    """The tree kernel for a thread count: the threaded one only when asked (it loads slower)."""
-    threads = cpu_threads(threads)
-    if threads == 1:
-        return drift_search
-    import numba
-
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    return drift_search_threaded
-
-
 def _best_sums(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int, pad_value: float,
                factor: int = 1, threads: int = 1, gpu: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
     """Exhaustive tree search over drifts of both signs of `block` with every `factor` channels summed:
@@ -157,13 +146,13 @@ def _best_sums(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int, pad
     padded = np.empty((n_rows, padded_width(width, n_rows, max_bins, _CHUNK)), dtype=np.float32)
     best = np.empty(width, dtype=np.float32)
     block_k = np.empty(width, dtype=np.int32)
-    search = _tree_search(threads)
+    threads = cpu_threads(threads)
     _fill(block, padded, factor, pad_value)
-    search(padded, width, max_bins, min_bins, best, block_k, _CHUNK)
+    drift_search(padded, width, max_bins, min_bins, best, block_k, _CHUNK, threads)
     best_r = np.empty(width, dtype=np.float32)
     block_r = np.empty(width, dtype=np.int32)
     _reverse(padded, block.shape[0], width)  # the negative drifts: the same search, channels reversed
-    search(padded, width, max_bins, min_bins, best_r, block_r, _CHUNK)
+    drift_search(padded, width, max_bins, min_bins, best_r, block_r, _CHUNK, threads)
     centre = np.empty(width, dtype=np.int64)
     join_signs(best, block_k, best_r, block_r, step, centre)
     return best, centre, step - step // 2
@@ -300,14 +289,17 @@ def _stamps(block: np.ndarray, centres: np.ndarray, stamp_width: int, pad_value:
 
 @functools.cache
 def warm_up(grid: DriftGrid, params: SearchParameters) -> None:
-    """Load every kernel by searching a small synthetic block holding one signal, with the cyclic GC paused
-    (once per process and kind of search).
+    """Load every kernel before the first coarse channel is searched (once per process and kind of search).
 
-    numba's first dispatch builds its typing registries (~0.5 s, once per process): hundreds of
-    thousands of long-lived objects that the cyclic GC would otherwise walk again and again
-    (another 0.2 s). They are frozen out of later collections instead, on the first warm-up of the
-    process. Run in a thread, this overlaps the first read.
+    The ahead-of-time module (`_aot`) is an import of ~1 ms, built first if this machine has none. On
+    the JIT fallback, and for the GPU, a small synthetic block holding one signal is searched with
+    the cyclic GC paused: numba's first dispatch builds its typing registries (~0.5 s, once per
+    process), hundreds of thousands of long-lived objects that the cyclic GC would otherwise walk
+    again and again (another 0.2 s). They are frozen out of later collections instead, on the first
+    warm-up of the process. Run in a thread, this overlaps the first read.
     """
+    if compiled_module() is not None and not params.gpu:
+        return
     was_enabled = gc.isenabled()
     gc.disable()
     try:

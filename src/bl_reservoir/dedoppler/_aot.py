@@ -1,0 +1,223 @@
+"""The search's numba kernels compiled ahead of time, once per machine, into an extension module.
+
+A fresh process pays 0.3-0.4 s for numba's first dispatch (its typing and lowering registries, the
+NRT, loading each cached kernel) before any kernel runs: half of a one-coarse-channel search. The
+same kernels compiled with `numba.pycc` for this machine's CPU import in about a millisecond, and
+run the same code: numba compiles both from the same Python functions, flags and callees.
+
+The module is built on first use into numba's cache folder for this package (`NUMBA_CACHE_DIR`,
+else `__pycache__` beside this file, else `~/.cache/bl-reservoir`), named by a hash of the kernel
+sources, the numba, numpy and Python versions and the CPU, so any change builds a new one (~10 s,
+under a file lock: concurrent processes wait for one build). Building needs a C compiler and the
+Python headers; without them, or if `numba.pycc` ever goes away, every kernel runs through its JIT
+dispatcher as before, and a marker file stops later processes from trying again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import importlib
+import importlib.machinery
+import importlib.util
+import inspect
+import logging
+import numbers
+import os
+import sys
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Modules that hold exported kernels: imported before the key is computed or the module built.
+KERNEL_MODULES = ("bl_reservoir.dedoppler._taylor", "bl_reservoir.dedoppler._refine",
+                  "bl_reservoir.dedoppler._hits", "bl_reservoir.dedoppler._noise")
+_KERNELS: dict[str, Kernel] = {}
+_LOCK = threading.Lock()
+
+
+class Kernel:
+    """A numba kernel called from Python. Runs the ahead-of-time build when there is one and the
+    arguments fit its signature (the compiled wrapper does not check them: a wrong dtype would
+    crash the process), else the JIT dispatcher."""
+
+    def __init__(self, jit: Any, signature: str):
+        self.jit, self.signature, self.name = jit, signature, jit.__name__
+        self._parameters = inspect.signature(jit.py_func)
+        if _KERNELS.setdefault(self.name, self) is not self:
+            raise ValueError(f"two exported kernels named {self.name}")
+        functools.update_wrapper(self, jit.py_func)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        bound = self._parameters.bind(*args, **kwargs)
+        bound.apply_defaults()
+        module = compiled_module()
+        if module is not None and self._fits(bound.args):
+            return getattr(module, self.name)(*bound.args)
+        return self.jit(*bound.args)
+
+    @functools.cached_property
+    def _specs(self) -> list[tuple[Any, ...]]:
+        """Per argument: ("array", dtype, ndim, needs C order) or ("int",) or ("float",)."""
+        from numba import types
+        from numba.core.sigutils import normalize_signature
+        from numba.np.numpy_support import as_dtype
+
+        specs = []
+        for t in normalize_signature(self.signature)[0]:
+            if isinstance(t, types.Array):
+                specs.append(("array", as_dtype(t.dtype), t.ndim, t.layout == "C"))
+            else:
+                specs.append(("int",) if isinstance(t, types.Integer) else ("float",))
+        return specs
+
+    def _fits(self, args: tuple[Any, ...]) -> bool:
+        for arg, spec in zip(args, self._specs, strict=True):
+            if spec[0] == "array":
+                if not (isinstance(arg, np.ndarray) and arg.dtype == spec[1] and arg.ndim == spec[2]
+                        and arg.flags.writeable and arg.flags.aligned and (arg.flags.c_contiguous or not spec[3])):
+                    return False
+            elif not isinstance(arg, numbers.Integral if spec[0] == "int" else numbers.Real):
+                return False
+        return True
+
+
+def exported(signature: str) -> Callable[[Any], Kernel]:
+    """Decorator over an `@njit` kernel called from Python: compile it ahead of time with this numba
+    signature (layouts matter: `[::1]` is C order). Kernels other kernels call stay plain `@njit`."""
+    return lambda jit: Kernel(jit, signature)
+
+
+def compiled_module() -> ModuleType | None:
+    """The ahead-of-time module of this machine, built on first use; None when it cannot be."""
+    with _LOCK:
+        return _load()
+
+
+@functools.cache
+def _load() -> ModuleType | None:
+    for name in KERNEL_MODULES:
+        importlib.import_module(name)
+    name = f"bl_dedoppler_kernels_{_key()}"
+    folder = _cache_folder()
+    path = folder / (name + importlib.machinery.EXTENSION_SUFFIXES[0])
+    failed = path.with_suffix(".failed")
+    if not path.exists() and not failed.exists():
+        with _file_lock(folder / (name + ".lock")):
+            if not path.exists() and not failed.exists():  # nobody built it while we waited
+                try:
+                    _build(name, path)
+                except Exception as exc:  # noqa: BLE001 - any failure leaves the JIT path, which always works
+                    reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+                    failed.write_text(reason + "\n")
+                    log.warning("dedoppler kernels not compiled ahead of time (%s); numba's JIT runs them, "
+                                "with its slower start-up. Delete %s to try again.", reason, failed)
+    if not path.exists():
+        return None
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - a damaged file must not stop the search
+        log.warning("%s: cannot be imported (%s); numba's JIT runs the dedoppler kernels. Delete it to rebuild.",
+                    path, " ".join(str(exc).split())[:200])
+        return None
+    return module
+
+
+def _key() -> str:
+    """Hash of all the compiled module depends on: kernel sources, versions, and the CPU it targets."""
+    import llvmlite.binding as llvm
+    import numba
+
+    digest = hashlib.sha256()
+    for name in (*KERNEL_MODULES, __name__):
+        digest.update(Path(sys.modules[name].__file__).read_bytes())
+    for part in (numba.__version__, np.__version__, sys.version, llvm.get_host_cpu_name(),
+                 llvm.get_host_cpu_features().flatten()):
+        digest.update(part.encode())
+    return digest.hexdigest()[:16]
+
+
+def _cache_folder() -> Path:
+    """Where numba would cache this package's kernels: NUMBA_CACHE_DIR, else beside the source, else the
+    user's cache."""
+    from numba.core.config import CACHE_DIR
+
+    for folder in (Path(CACHE_DIR) / "bl_reservoir" if CACHE_DIR else None, Path(__file__).parent / "__pycache__",
+                   Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bl-reservoir" / "kernels"):
+        if folder is None:
+            continue
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+            if os.access(folder, os.W_OK):
+                return folder
+    raise OSError("no writable cache folder for the compiled kernels")
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    """An exclusive lock between processes (POSIX); elsewhere concurrent builds just race to one rename."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build(name: str, path: Path) -> None:
+    """Compile every exported kernel into the extension module `path`, for this CPU, releasing the GIL.
+
+    Each kernel is exported through a one-line trampoline that calls its dispatcher, so it keeps its
+    own flags (fastmath, nogil) exactly as the JIT compiles it.
+    """
+    with warnings.catch_warnings():  # pycc is "pending deprecation" since numba 0.57; the JIT is the fallback
+        warnings.simplefilter("ignore")
+        from numba.pycc import CC, compiler
+
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp, _exports_release_gil(compiler):
+        cc = CC(name)
+        cc.output_dir, cc.output_file = tmp, path.name
+        cc.target_cpu = "host"
+        cc.verbose = False
+        for kernel in _KERNELS.values():
+            params = ", ".join(kernel._parameters.parameters)
+            namespace = {"_kernel": kernel.jit}
+            exec(f"def {kernel.name}({params}):\n    return _kernel({params})\n", namespace)  # noqa: S102
+            cc.export(kernel.name, kernel.signature)(namespace[kernel.name])
+        cc.compile()
+        os.replace(Path(tmp) / path.name, path)
+    log.info("compiled %d dedoppler kernels ahead of time into %s", len(_KERNELS), path)
+
+
+@contextlib.contextmanager
+def _exports_release_gil(compiler: ModuleType):
+    """pycc's exported wrappers hold the GIL by default; the search runs kernels on threads (read-ahead,
+    `--threads`), so compile them as `nogil=True` JIT wrappers are."""
+    base = compiler.Flags
+
+    class Flags(base):
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.release_gil = True
+
+    compiler.Flags = Flags
+    try:
+        yield
+    finally:
+        compiler.Flags = base
