@@ -52,10 +52,11 @@ class Kernel:
 
     def __init__(self, jit: Any, signature: str):
         self.jit, self.signature, self.name = jit, signature, jit.__name__
-        self._parameters = inspect.signature(jit.py_func)
+        py_func = getattr(jit, "py_func", jit)  # NUMBA_DISABLE_JIT leaves plain functions
+        self._parameters = inspect.signature(py_func)
         if _KERNELS.setdefault(self.name, self) is not self:
             raise ValueError(f"two exported kernels named {self.name}")
-        functools.update_wrapper(self, jit.py_func)
+        functools.update_wrapper(self, py_func)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         bound = self._parameters.bind(*args, **kwargs)
@@ -105,6 +106,10 @@ def compiled_module() -> ModuleType | None:
 
 @functools.cache
 def _load() -> ModuleType | None:
+    from numba.core.config import DISABLE_JIT
+
+    if DISABLE_JIT:  # debugging in plain Python: nothing is compiled
+        return None
     for name in KERNEL_MODULES:
         importlib.import_module(name)
     name = f"bl_dedoppler_kernels_{_key()}"

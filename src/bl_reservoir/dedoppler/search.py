@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--exhaustive", action="store_true",
                         help="search every channel at full resolution instead of coarse-to-fine (slower, same hits)")
     parser.add_argument("--threads", type=int, default=0,
-                        help="CPU threads: numba threads for the tree, and the next coarse channel read in the "
+                        help="CPU threads: threads for the tree, and the next coarse channel read in the "
                              "background when > 1 (default 0: NUMBA_NUM_THREADS, else all cores; a BL@Scale job "
                              "gets 1)")
     parser.add_argument("--gpu", action="store_true",
