@@ -6,11 +6,12 @@ same kernels compiled with `numba.pycc` for this machine's CPU import in about a
 run the same code: numba compiles both from the same Python functions, flags and callees.
 
 The module is built on first use into numba's cache folder for this package (`NUMBA_CACHE_DIR`,
-else `__pycache__` beside this file, else `~/.cache/bl-reservoir`), named by a hash of the kernel
-sources, the numba, numpy and Python versions and the CPU, so any change builds a new one (~10 s,
-under a file lock: concurrent processes wait for one build). Building needs a C compiler and the
-Python headers; without them, or if `numba.pycc` ever goes away, every kernel runs through its JIT
-dispatcher as before, and a marker file stops later processes from trying again.
+else `__pycache__` beside this file, else `~/.cache/bl-reservoir/kernels`), named by a hash of the
+kernel sources, the numba, numpy and Python versions and the CPU, so any change builds a new one
+(10-20 s, under a file lock: concurrent processes wait for one build). Building needs setuptools, a
+C and a C++ compiler and the Python headers; without them, or if `numba.pycc` ever goes away, every
+kernel runs through its JIT dispatcher as before, and a marker file stops later processes from
+trying again.
 """
 
 from __future__ import annotations
