@@ -31,9 +31,10 @@ from bl_reservoir.synth import Signal, make_observation
 
 HEADER = {"fch1": 1500.0, "foff": -2.7939677238464355e-06, "tsamp": 18.253611008}
 # CI (BL_RESERVOIR_REQUIRE_SERVICES) installs a compiler, so there these tests fail rather than skip without one
-has_compiler = pytest.mark.skipif(shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0]) is None
-                                  and not os.environ.get("BL_RESERVOIR_REQUIRE_SERVICES"),
-                                  reason="no C compiler here: the JIT fallback is what runs")
+has_compiler = pytest.mark.skipif(
+    any(shutil.which((sysconfig.get_config_var(v) or d).split()[0]) is None for v, d in (("CC", "cc"), ("CXX", "c++")))
+    and not os.environ.get("BL_RESERVOIR_REQUIRE_SERVICES"),
+    reason="no C and C++ compiler here: the JIT fallback is what runs")
 
 
 def _block(seed: int = 3) -> np.ndarray:
