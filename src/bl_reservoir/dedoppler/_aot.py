@@ -12,6 +12,9 @@ kernel sources, the numba, numpy and Python versions and the CPU, so any change 
 C and a C++ compiler and the Python headers; without them, or if `numba.pycc` ever goes away, every
 kernel runs through its JIT dispatcher as before, and a marker file stops later processes from
 trying again.
+
+numba itself is imported only when something is compiled (`njit` here makes the dispatchers on
+first need): with the compiled module, a search process never imports it (~0.5 s).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import inspect
 import logging
 import numbers
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -43,7 +47,45 @@ log = logging.getLogger(__name__)
 KERNEL_MODULES = ("bl_reservoir.dedoppler._taylor", "bl_reservoir.dedoppler._refine",
                   "bl_reservoir.dedoppler._hits", "bl_reservoir.dedoppler._noise")
 _KERNELS: dict[str, Kernel] = {}
-_LOCK = threading.Lock()
+_LAZY: list[LazyJit] = []
+_LOCK = threading.RLock()
+
+
+class LazyJit:
+    """`numba.njit(**options)(py_func)`, made when first called or compiled: until then numba is not
+    imported. Making one makes all (`_materialize`), so that kernels calling each other by their
+    module globals find real dispatchers there."""
+
+    def __init__(self, py_func: Callable[..., Any], options: dict[str, Any]):
+        self.py_func, self.options, self.dispatcher = py_func, options, None
+        functools.update_wrapper(self, py_func)
+        _LAZY.append(self)
+
+    def __call__(self, *args: Any) -> Any:
+        if self.dispatcher is None:
+            _materialize()
+        return self.dispatcher(*args)
+
+
+def njit(**options: Any) -> Callable[[Callable[..., Any]], LazyJit]:
+    """`numba.njit` with the same options, imported and applied on first need (see `LazyJit`)."""
+    return lambda py_func: LazyJit(py_func, options)
+
+
+def _materialize() -> None:
+    """Make every kernel's numba dispatcher, and put it in its module's globals in place of the lazy one."""
+    with _LOCK:
+        for name in KERNEL_MODULES:
+            importlib.import_module(name)
+        pending = [lazy for lazy in _LAZY if lazy.dispatcher is None]
+        if not pending:
+            return
+        import numba
+
+        for lazy in pending:
+            lazy.dispatcher = numba.njit(**lazy.options)(lazy.py_func)
+            if lazy.py_func.__globals__.get(lazy.__name__) is lazy:
+                lazy.py_func.__globals__[lazy.__name__] = lazy.dispatcher
 
 
 class Kernel:
@@ -51,13 +93,12 @@ class Kernel:
     arguments fit its signature (the compiled wrapper does not check them: a wrong dtype would
     crash the process), else the JIT dispatcher."""
 
-    def __init__(self, jit: Any, signature: str):
+    def __init__(self, jit: LazyJit, signature: str):
         self.jit, self.signature, self.name = jit, signature, jit.__name__
-        py_func = getattr(jit, "py_func", jit)  # NUMBA_DISABLE_JIT leaves plain functions
-        self._parameters = inspect.signature(py_func)
+        self._parameters = inspect.signature(jit.py_func)
         if _KERNELS.setdefault(self.name, self) is not self:
             raise ValueError(f"two exported kernels named {self.name}")
-        functools.update_wrapper(self, py_func)
+        functools.update_wrapper(self, jit.py_func)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         bound = self._parameters.bind(*args, **kwargs)
@@ -69,17 +110,17 @@ class Kernel:
 
     @functools.cached_property
     def _specs(self) -> list[tuple[Any, ...]]:
-        """Per argument: ("array", dtype, ndim, needs C order) or ("int",) or ("float",)."""
-        from numba import types
-        from numba.core.sigutils import normalize_signature
-        from numba.np.numpy_support import as_dtype
-
+        """Per argument: ("array", dtype, ndim, needs C order) or ("int",) or ("float",), read from the
+        signature's own text (numba's parser would import numba)."""
         specs = []
-        for t in normalize_signature(self.signature)[0]:
-            if isinstance(t, types.Array):
-                specs.append(("array", as_dtype(t.dtype), t.ndim, t.layout == "C"))
+        inside = self.signature[self.signature.index("(") + 1:self.signature.rindex(")")]
+        for name, dims in re.findall(r"(\w+)(\[[^\]]*\])?", inside):
+            dtype = np.dtype(name)
+            if dims:
+                axes = dims[1:-1].split(",")
+                specs.append(("array", dtype, len(axes), axes[-1].strip() == "::1"))
             else:
-                specs.append(("int",) if isinstance(t, types.Integer) else ("float",))
+                specs.append(("int",) if np.issubdtype(dtype, np.integer) else ("float",))
         return specs
 
     def _fits(self, args: tuple[Any, ...]) -> bool:
@@ -107,9 +148,7 @@ def compiled_module() -> ModuleType | None:
 
 @functools.cache
 def _load() -> ModuleType | None:
-    from numba.core.config import DISABLE_JIT
-
-    if DISABLE_JIT:  # debugging in plain Python: nothing is compiled
+    if os.environ.get("NUMBA_DISABLE_JIT", "0").strip() not in ("", "0"):  # plain Python: nothing compiled
         return None
     for name in KERNEL_MODULES:
         importlib.import_module(name)
@@ -142,24 +181,35 @@ def _load() -> ModuleType | None:
 
 def _key() -> str:
     """Hash of all the compiled module depends on: kernel sources, versions, and the CPU it targets."""
-    import llvmlite.binding as llvm
-    import numba
+    from importlib import metadata
 
     digest = hashlib.sha256()
     for name in (*KERNEL_MODULES, __name__):
         digest.update(Path(sys.modules[name].__file__).read_bytes())
-    for part in (numba.__version__, np.__version__, sys.version, llvm.get_host_cpu_name(),
-                 llvm.get_host_cpu_features().flatten()):
+    for part in (metadata.version("numba"), np.__version__, sys.version, _cpu()):
         digest.update(part.encode())
     return digest.hexdigest()[:16]
+
+
+def _cpu() -> str:
+    """This CPU's model and feature flags, what `target_cpu = "host"` compiles for (from /proc/cpuinfo;
+    elsewhere from LLVM, which imports llvmlite)."""
+    with contextlib.suppress(OSError):
+        text = Path("/proc/cpuinfo").read_text()
+        model = re.search(r"^model name\s*:(.*)$", text, re.MULTILINE)
+        flags = re.search(r"^(?:flags|Features)\s*:(.*)$", text, re.MULTILINE)
+        if model and flags:
+            return model.group(1).strip() + ":" + flags.group(1).strip()
+    import llvmlite.binding as llvm
+
+    return llvm.get_host_cpu_name() + ":" + llvm.get_host_cpu_features().flatten()
 
 
 def _cache_folder() -> Path:
     """Where numba would cache this package's kernels: NUMBA_CACHE_DIR, else beside the source, else the
     user's cache."""
-    from numba.core.config import CACHE_DIR
-
-    for folder in (Path(CACHE_DIR) / "bl_reservoir" if CACHE_DIR else None, Path(__file__).parent / "__pycache__",
+    cache_dir = os.environ.get("NUMBA_CACHE_DIR")
+    for folder in (Path(cache_dir) / "bl_reservoir" if cache_dir else None, Path(__file__).parent / "__pycache__",
                    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bl-reservoir" / "kernels"):
         if folder is None:
             continue
@@ -196,6 +246,7 @@ def _build(name: str, path: Path) -> None:
         warnings.simplefilter("ignore")
         from numba.pycc import CC, compiler
 
+    _materialize()
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp, _exports_release_gil(compiler):
         cc = CC(name)
         cc.output_dir, cc.output_file = tmp, path.name
@@ -203,7 +254,7 @@ def _build(name: str, path: Path) -> None:
         cc.verbose = False
         for kernel in _KERNELS.values():
             params = ", ".join(kernel._parameters.parameters)
-            namespace = {"_kernel": kernel.jit}
+            namespace = {"_kernel": kernel.jit.dispatcher}
             exec(f"def {kernel.name}({params}):\n    return _kernel({params})\n", namespace)  # noqa: S102
             cc.export(kernel.name, kernel.signature)(namespace[kernel.name])
         cc.compile()

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from bl_reservoir.dedoppler._aot import exported
+from bl_reservoir.dedoppler._aot import exported, njit
 
 
 @exported("int64[::1](float32[::1], int64[::1], int64)")

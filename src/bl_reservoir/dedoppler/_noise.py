@@ -12,9 +12,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
-from bl_reservoir.dedoppler._aot import exported
+from bl_reservoir.dedoppler._aot import exported, njit
 
 PERCENTILES = (5.0, 50.0, 95.0)
 _SAMPLE = 4096  # values in the sample; a quantile of it is within 0.4% (1 sigma) of the true one at 5%

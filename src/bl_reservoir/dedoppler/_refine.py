@@ -8,9 +8,8 @@ to float rounding, and the coarse-to-fine search reports what the exhaustive one
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from bl_reservoir.dedoppler._aot import exported
+from bl_reservoir.dedoppler._aot import exported, njit
 from bl_reservoir.dedoppler._taylor import taylor_path
 
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import njit
 
-from bl_reservoir.dedoppler._aot import exported
+from bl_reservoir.dedoppler._aot import exported, njit
 
 
 def taylor_path(n_rows: int) -> np.ndarray:

@@ -10,6 +10,7 @@ import functools
 import gc
 import logging
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -124,12 +125,13 @@ def _reverse(padded, n_time: int, width: int) -> None:
 
 
 def cpu_threads(threads: int) -> int:
-    """Threads a search with `threads` (0 = numba's count) uses."""
+    """Threads a search with `threads` uses; 0 counts as numba would (NUMBA_NUM_THREADS, else the cores this
+    process may run on), without importing numba."""
     if threads > 0:
         return threads
-    import numba
-
-    return numba.config.NUMBA_NUM_THREADS
+    if os.environ.get("NUMBA_NUM_THREADS", "").strip():
+        return max(1, int(os.environ["NUMBA_NUM_THREADS"]))
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def _best_sums(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int, pad_value: float,
