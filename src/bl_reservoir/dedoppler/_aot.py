@@ -7,11 +7,11 @@ run the same code: numba compiles both from the same Python functions, flags and
 
 The module is built on first use into numba's cache folder for this package (`NUMBA_CACHE_DIR`,
 else `__pycache__` beside this file, else `~/.cache/bl-reservoir/kernels`), named by a hash of the
-kernel sources, the numba, numpy and Python versions and the CPU, so any change builds a new one
-(10-20 s, under a file lock: concurrent processes wait for one build). Building needs setuptools, a
-C and a C++ compiler and the Python headers; without them, or if `numba.pycc` ever goes away, every
-kernel runs through its JIT dispatcher as before, and a marker file stops later processes from
-trying again.
+kernel sources, numba's and llvmlite's install, numpy's and Python's versions and the CPU, so any
+change builds a new one (10-20 s, under a file lock: concurrent processes wait for one build).
+Building needs setuptools, a C and a C++ compiler and the Python headers; without them, or if
+`numba.pycc` ever goes away, every kernel runs through its JIT dispatcher as before, and a marker
+file stops later processes from trying again.
 
 numba itself is imported only when something is compiled (`njit` here makes the dispatchers on
 first need): with the compiled module, a search process never imports it (~0.5 s).
@@ -180,15 +180,21 @@ def _load() -> ModuleType | None:
 
 
 def _key() -> str:
-    """Hash of all the compiled module depends on: kernel sources, versions, and the CPU it targets."""
-    from importlib import metadata
-
+    """Hash of all the compiled module depends on: kernel sources, installs, and the CPU it targets."""
     digest = hashlib.sha256()
     for name in (*KERNEL_MODULES, __name__):
         digest.update(Path(sys.modules[name].__file__).read_bytes())
-    for part in (metadata.version("numba"), np.__version__, sys.version, _cpu()):
+    for part in (_installed("numba"), _installed("llvmlite"), np.__version__, sys.version, _cpu()):
         digest.update(part.encode())
     return digest.hexdigest()[:16]
+
+
+def _installed(package: str) -> str:
+    """Where a package is installed, and when: an upgrade or reinstall changes it. (Its version from
+    importlib.metadata would cost a 30 ms scan of every installed distribution.)"""
+    origin = importlib.util.find_spec(package).origin
+    stat = os.stat(origin)
+    return f"{origin}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _cpu() -> str:
