@@ -178,3 +178,19 @@ def test_with_numba_disable_jit_nothing_is_compiled_and_the_kernels_run_as_pytho
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["None", "[3.0,", "2.0,", "1.0,", "0.0]", "[4.0,", "4.0,", "4.0,", "4.0]"]
+
+
+def test_with_no_writable_cache_folder_the_search_says_so_and_runs_on_the_jit(monkeypatch, caplog):
+    def nowhere():
+        raise OSError("no writable cache folder for the compiled kernels")
+
+    monkeypatch.setattr(_aot, "_cache_folder", nowhere)
+    _aot._load.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="bl_reservoir.dedoppler._aot"):
+            assert _aot.compiled_module() is None
+        assert "not compiled ahead of time (no writable cache folder" in caplog.text
+        hits, _ = _search(_block(), exhaustive=False)
+        assert sorted(hits["channel_in_coarse"]) == [3000, 9000, 20000, 30000]
+    finally:
+        _aot._load.cache_clear()  # the next caller finds the real module again

@@ -75,8 +75,7 @@ def njit(**options: Any) -> Callable[[Callable[..., Any]], LazyJit]:
 def _materialize() -> None:
     """Make every kernel's numba dispatcher, and put it in its module's globals in place of the lazy one."""
     with _LOCK:
-        for name in KERNEL_MODULES:
-            importlib.import_module(name)
+        _import_kernel_modules()
         pending = [lazy for lazy in _LAZY if lazy.dispatcher is None]
         if not pending:
             return
@@ -150,10 +149,29 @@ def compiled_module() -> ModuleType | None:
 def _load() -> ModuleType | None:
     if os.environ.get("NUMBA_DISABLE_JIT", "0").strip() not in ("", "0"):  # plain Python: nothing compiled
         return None
-    for name in KERNEL_MODULES:
-        importlib.import_module(name)
+    _import_kernel_modules()
     name = f"bl_dedoppler_kernels_{_key()}"
-    folder = _cache_folder()
+    try:
+        path = _built(name, _cache_folder())
+    except OSError as exc:  # no writable cache folder, a full disk: the JIT path needs neither
+        log.warning("dedoppler kernels not compiled ahead of time (%s); numba's JIT runs them.", exc)
+        return None
+    if path is None:
+        return None
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - a damaged file must not stop the search
+        log.warning("%s: cannot be imported (%s); numba's JIT runs the dedoppler kernels. Delete it to rebuild.",
+                    path, " ".join(str(exc).split())[:200])
+        return None
+    return module
+
+
+def _built(name: str, folder: Path) -> Path | None:
+    """The module file `name` in `folder`, built first by whichever process gets there first; None when a
+    build failed here (its `.failed` marker says why)."""
     path = folder / (name + importlib.machinery.EXTENSION_SUFFIXES[0])
     failed = path.with_suffix(".failed")
     if not path.exists() and not failed.exists():
@@ -166,17 +184,13 @@ def _load() -> ModuleType | None:
                     failed.write_text(reason + "\n")
                     log.warning("dedoppler kernels not compiled ahead of time (%s); numba's JIT runs them, "
                                 "with its slower start-up. Delete %s to try again.", reason, failed)
-    if not path.exists():
-        return None
-    try:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - a damaged file must not stop the search
-        log.warning("%s: cannot be imported (%s); numba's JIT runs the dedoppler kernels. Delete it to rebuild.",
-                    path, " ".join(str(exc).split())[:200])
-        return None
-    return module
+    return path if path.exists() else None
+
+
+def _import_kernel_modules() -> None:
+    """Import every module that declares kernels, so that all of them are registered."""
+    for name in KERNEL_MODULES:
+        importlib.import_module(name)
 
 
 def _key() -> str:
