@@ -59,7 +59,7 @@ class SearchParameters:
     blank_dc: bool = True
     exhaustive: bool = False
     # CPU threads: 0 = numba's count (NUMBA_NUM_THREADS, else all cores; the runner sets 1 for a job),
-    # 1 = one core (only the start-up `warm_up` overlaps the first read), N > 1 = N threads for the
+    # 1 = one core (only the JIT fallback's start-up `warm_up` overlaps the first read), N > 1 = N threads for the
     # tree and the next coarse channel read ahead
     threads: int = 0
     gpu: bool = False  # the coarse tree search on a CUDA GPU through cupy (`_gpu`); refinement stays here
