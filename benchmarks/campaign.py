@@ -46,7 +46,7 @@ def _campaign(alg: str, inputs: list[str], root: Path, workers: int) -> tuple[fl
     """Seconds from submit to the end of the campaign, and the runner's own seconds summed over its jobs."""
     from bl_reservoir.scale import campaigns
     from bl_reservoir.scale.engine import Engine
-    from bl_reservoir.scale.store import Store
+    from bl_reservoir.scale.jobs import JobStore
 
     root.mkdir(parents=True, exist_ok=True)
     with Engine(n_workers=workers, processes=True) as engine:
@@ -58,7 +58,7 @@ def _campaign(alg: str, inputs: list[str], root: Path, workers: int) -> tuple[fl
         elapsed = time.perf_counter() - start
     if counts["succeeded"] != len(inputs):
         raise SystemExit(f"campaign with {workers} workers: {counts}")
-    return elapsed, sum(j["wall_seconds"] for j in Store(db).list_jobs(cid))
+    return elapsed, sum(j["wall_seconds"] for j in JobStore(db).list_jobs(cid))
 
 
 def main() -> None:

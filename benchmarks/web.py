@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from bl_reservoir.results import build_manifest, write_results
-from bl_reservoir.scale.store import Store
+from bl_reservoir.scale.index import HitIndex
 
 FOFF = -2.7939677238464355e-6  # MHz
 HITS_PER_RESULT = 8
@@ -42,7 +42,7 @@ def make_bucket(root: Path, n_results: int, seed: int) -> tuple[str, str, list[s
     """(bucket, store URL, observation names): alternating energy-detection and dedoppler-like results."""
     rng = np.random.default_rng(seed)
     bucket, db = root / "bucket", f"sqlite:///{root / 'store.db'}"
-    store = Store(db)
+    index = HitIndex(db)
     names = []
     for i in range(n_results):
         name = f"GBT_{58000 + i // 50}_{i:05d}_HIP{1000 + i}_fine"
@@ -62,9 +62,9 @@ def make_bucket(root: Path, n_results: int, seed: int) -> tuple[str, str, list[s
         manifest = build_manifest(algorithm={"package": package, "name": alg, "version": "bench"},
                                   input_uri=f"/data/{name}.h5")
         out = write_results(bucket / name / package / alg, header, frame, stamps, manifest)
-        store.index_result(None, name, f"{package}/{alg}", str(out), header, frame)
+        index.index_result(None, name, f"{package}/{alg}", str(out), header, frame)
         names.append(f"{name}/{package}/{alg}")
-    store.close()
+    index.close()
     return str(bucket), db, names
 
 

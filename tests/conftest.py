@@ -1,12 +1,14 @@
-"""Shared fixtures: small synthetic observations and storage services (`require` is in _servers.py)."""
+"""Shared fixtures: small synthetic observations and storage services (`require` is in _servers.py).
+
+Nothing heavy is imported here at module level: collection stays cheap (synth pulls in pandas).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
-from bl_reservoir.synth import Signal, make_observation
+from _backends import BUCKET_BACKENDS, INPUT_BACKENDS, make_backend
 
 #: A narrow coarse channel keeps test files small; the code never assumes 2**20.
 SMALL_WIDTH = 4096
@@ -15,6 +17,7 @@ SMALL_WIDTH = 4096
 @pytest.fixture
 def small_obs(tmp_path: Path):
     """Factory: `small_obs(name, n_coarse=2, signals={cc: [Signal...]}, **kw)` -> (path, truth)."""
+    from bl_reservoir.synth import make_observation
 
     def make(name: str = "obs.h5", n_coarse: int = 2, width: int = SMALL_WIDTH, **kw):
         return make_observation(tmp_path / name, n_coarse_channels=n_coarse, coarse_channel_width=width,
@@ -26,6 +29,8 @@ def small_obs(tmp_path: Path):
 @pytest.fixture
 def strong_signal_obs(small_obs):
     """Two coarse channels of 4096, one strong drifting signal in each (known positions)."""
+    from bl_reservoir.synth import Signal
+
     signals = {0: [Signal(index=1000, drift_rate=0.5, snr=60.0, width=4.0)],
                1: [Signal(index=3000, drift_rate=-0.3, snr=60.0, width=4.0)]}
     return small_obs("strong.h5", signals=signals)
@@ -78,3 +83,20 @@ def http_root(tmp_path):
     root.mkdir()
     with http_server(root) as url:
         yield root, url
+
+
+def _on_each(names: tuple[str, ...]) -> list:
+    """Fixture params: one per backend, those needing a server marked `services`."""
+    return [name if name == "local" else pytest.param(name, marks=pytest.mark.services) for name in names]
+
+
+@pytest.fixture(params=_on_each(BUCKET_BACKENDS))
+def bucket_backend(request, tmp_path):
+    """An empty bucket on each backend in turn (local folder, gs:// emulator, s3:// moto): a `_backends.Backend`."""
+    return make_backend(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=_on_each(INPUT_BACKENDS))
+def input_backend(request, tmp_path):
+    """An empty remote input source on each backend in turn (http, gs:// emulator, s3:// moto)."""
+    return make_backend(request.param, request, tmp_path)

@@ -72,4 +72,9 @@ def test_cli_env_build_by_folder_or_name(package, capsys, monkeypatch):
     monkeypatch.setenv("BL_RESERVOIR_ALGORITHMS", str(package.parent))
     assert main(["env", "build", "tiny"]) == 0
     assert "tiny: up to date" in capsys.readouterr().out
-    assert envs.build_env("tiny") == envs.env_path(package)
+    assert envs.build_env(package) == envs.env_path(package)
+
+
+def test_a_folder_without_requirements_is_refused(tmp_path):
+    with pytest.raises(EnvBuildError, match=r"nothing: environment build failed: .*nothing has no requirements.txt"):
+        envs.build_env(tmp_path / "nothing")

@@ -13,9 +13,10 @@ from pathlib import Path
 import _algorithms
 import pytest
 
-from bl_reservoir import runner, storage
+from bl_reservoir import runner
 from bl_reservoir.cli import docker_cmd
 from bl_reservoir.errors import JobCancelled, JobFailed
+from bl_reservoir.io import fetch
 from bl_reservoir.results import read_results
 
 pytestmark = pytest.mark.services
@@ -285,7 +286,7 @@ def test_fails_missing_results_files(algos, strong_signal_obs, bucket):
 
 def test_fails_unreachable_bucket(algos, strong_signal_obs, monkeypatch):
     path, _ = strong_signal_obs
-    monkeypatch.setattr(storage, "RETRY_DELAYS", (0.01,))
+    monkeypatch.setattr(fetch, "RETRY_DELAYS", (0.01,))
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")

@@ -83,15 +83,15 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build_env(package: str | os.PathLike, force: bool = False) -> Path:
-    """Build (or reuse) a package's venv from its `requirements.txt`; returns the venv folder.
+def build_env(package_dir: str | os.PathLike, force: bool = False) -> Path:
+    """Build (or reuse) the venv of the external package in `package_dir` from its `requirements.txt`;
+    returns the venv folder (`algorithms.find_package` finds a package's folder by name).
 
-    `package` is an external package's folder, or its name in `BL_RESERVOIR_ALGORITHMS`.
     Safe to call from several processes at once: the first builds, the others wait and reuse it.
     """
-    from bl_reservoir.algorithms import find_package
-
-    package_dir = find_package(os.fspath(package))
+    package_dir = Path(package_dir).resolve()
+    if not (package_dir / REQUIREMENTS).is_file():
+        raise EnvBuildError(package_dir.name, f"{package_dir} has no {REQUIREMENTS}")
     package = package_dir.name
     target = env_path(package_dir)
     if not force and (target / _MARKER).is_file():

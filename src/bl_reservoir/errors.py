@@ -53,13 +53,6 @@ class UsageError(ReservoirError):
     exit_code = 2
 
 
-class NotBuiltYet(UsageError):
-    """A command of contract C4 that this version does not provide yet."""
-
-    def __init__(self, command: str):
-        super().__init__(f"bl-reservoir {command}: not built yet")
-
-
 class UnknownAlgorithm(UsageError):
     """An algorithm name the registry does not know: lists the names it does know."""
 

@@ -154,7 +154,7 @@ def write_results(out_dir: str | os.PathLike, header: Mapping[str, Any], hits_df
     _write_safe_copies(out, header, hits)
     for name, content in extras.items():
         _write_extra(out / name, content)
-    _write_manifest(out, manifest, len(hits))
+    write_manifest(out, manifest, len(hits))
     return out
 
 
@@ -174,9 +174,15 @@ def _write_safe_copies(out: Path, header: Mapping[str, Any], hits: pd.DataFrame)
     hits.to_parquet(out / INFO_PARQUET, index=False)
 
 
-def _write_manifest(out: Path, manifest: Mapping[str, Any], n_hits: int) -> None:
-    body = {"schema": SCHEMA, **to_jsonable(dict(manifest)), "n_hits": int(n_hits)}
-    _atomic_write(out / MANIFEST, json.dumps(body, indent=2).encode())
+def write_manifest(out_dir: str | os.PathLike, manifest: Mapping[str, Any], n_hits: int | None = None) -> Path:
+    """Write `manifest.json` into `out_dir` atomically (a temporary name, then a rename): call it last,
+    since its presence says the folder is complete. `n_hits`, when given, is set in it."""
+    body = {"schema": SCHEMA, **to_jsonable(dict(manifest))}
+    if n_hits is not None:
+        body["n_hits"] = int(n_hits)
+    path = Path(out_dir) / MANIFEST
+    _atomic_write(path, json.dumps(body, indent=2).encode())
+    return path
 
 
 def complete_results(out_dir: str | os.PathLike, manifest: Mapping[str, Any] | None = None) -> Path:
@@ -212,7 +218,7 @@ def complete_results(out_dir: str | os.PathLike, manifest: Mapping[str, Any] | N
     if stamps.dtype != np.float32 or not (out / STAMPS).is_file():
         np.save(out / STAMPS, stamps.astype(np.float32), allow_pickle=False)
     _write_safe_copies(out, header, hits)
-    _write_manifest(out, manifest or {}, len(hits))
+    write_manifest(out, manifest or {}, len(hits))
     return out
 
 

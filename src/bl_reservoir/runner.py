@@ -24,6 +24,7 @@ from typing import Any
 
 from bl_reservoir import settings, storage
 from bl_reservoir.errors import InvalidResults, JobCancelled, JobFailed, ReservoirError
+from bl_reservoir.io import fetch
 
 log = logging.getLogger(__name__)
 
@@ -259,15 +260,15 @@ def _execute(job: _Job, bucket_uri: str, options: list[str], force: bool, timeou
 
     started = time.monotonic()
     alg = get_algorithm(job.algorithm)
-    size = storage.input_size(job.input_uri)
-    dest = storage.result_uri(bucket_uri, storage.obs_name(job.input_uri), alg.package, alg.script_name)
+    size = fetch.input_size(job.input_uri)
+    dest = storage.result_uri(bucket_uri, fetch.obs_name(job.input_uri), alg.package, alg.script_name)
     existing = storage.is_complete(dest)
     if existing is not None and not force and _same_result(existing, size, alg.version, options):
         job.emit("skipped", result=dest, reason="a complete result for this input and version is in the bucket")
         return JobOutcome("skipped", dest, int(existing.get("n_hits", 0)), time.monotonic() - started, existing)
 
     scratch = job.make_scratch()
-    local = storage.fetch_input(job.input_uri, cache_dir=scratch / "input")
+    local = fetch.fetch_input(job.input_uri, cache_dir=scratch / "input")
     with open_observation(local):  # a corrupt file fails here, with the file named, whatever the algorithm
         pass
     job.emit("fetched", path=str(local), size_bytes=size)

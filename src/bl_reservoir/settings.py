@@ -51,3 +51,14 @@ def cache_dir() -> Path:
     """Local cache for downloaded inputs and algorithm environments (`BL_RESERVOIR_CACHE`)."""
     value = _env("BL_RESERVOIR_CACHE")
     return Path(value).expanduser() if value else Path.home() / ".cache" / "bl-reservoir"
+
+
+def kernels() -> str:
+    """How the de-Doppler kernels run (`BL_RESERVOIR_KERNELS`): `aot`, compiled ahead of time for this
+    machine when it can be (the default), or `jit`, numba's JIT only."""
+    value = (_env("BL_RESERVOIR_KERNELS") or "aot").lower()
+    if value not in ("aot", "jit"):
+        from bl_reservoir.errors import UsageError
+
+        raise UsageError(f"BL_RESERVOIR_KERNELS must be aot or jit, not {value!r}")
+    return value

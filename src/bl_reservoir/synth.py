@@ -20,15 +20,15 @@ import numpy as np
 import pandas as pd
 
 from bl_reservoir.io import create_writer
+from bl_reservoir.io.header import BL_FINE_FOFF_HZ as FOFF_HZ
+from bl_reservoir.io.header import BL_FINE_N_TIME as N_TIME
+from bl_reservoir.io.header import BL_FINE_TSAMP_S as TSAMP
 from bl_reservoir.io.header import KNOWN_COARSE_WIDTHS
 
 log = logging.getLogger(__name__)
 
-#: BL fine-resolution product (GBT): 16 integrations of TSAMP s, FOFF_HZ per fine channel.
-TSAMP = 18.253611008
-FOFF_HZ = -2.7939677238464355
-N_TIME = 16
-COARSE_WIDTH = 1_048_576
+#: Synthetic files are the BL fine-resolution product (`io.header.BL_FINE_*`), 2**20 channels per coarse one.
+COARSE_WIDTH = KNOWN_COARSE_WIDTHS[0]
 NOISE_MEAN = 1.0e6
 
 TRUTH_COLUMNS = ["freq_start", "drift_rate", "snr", "width", "coarse_channel", "index", "doppler_smearing"]
@@ -200,12 +200,14 @@ CADENCE_ON = (0, 2, 4)
 def make_cadence(out_dir: str | os.PathLike, signals: Sequence[tuple[Signal, Sequence[int]]] = (), *,
                  n_coarse_channels: int = 1, coarse_channel_width: int = COARSE_WIDTH, n_time: int = N_TIME,
                  target: str = "SYNTH_TARGET", off_sources: Sequence[str] = ("OFF_A", "OFF_B", "OFF_C"),
-                 slew_s: float = 30.0, ext: str = ".h5", seed: Any = None) -> tuple[list[Path], pd.DataFrame]:
+                 slew_s: float = 30.0, tstart: float = 60000.0, ext: str = ".h5", seed: Any = None
+                 ) -> tuple[list[Path], pd.DataFrame]:
     """Six files of an ABACAD cadence over one band; return their paths and the truth of every file.
 
     Each signal is `(Signal, files)`: `Signal.index` is the file channel at the start of file 0 and
     it appears in the files listed (0..5), where it starts where its drift has carried it by then
-    (files follow each other after `slew_s` seconds). Truth rows carry `file` (0..5) and `path`.
+    (files follow each other after `slew_s` seconds, the first at MJD `tstart`). Truth rows carry `file`
+    (0..5) and `path`.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -216,7 +218,7 @@ def make_cadence(out_dir: str | os.PathLike, signals: Sequence[tuple[Signal, Seq
     paths, truths = [], []
     for k, source in enumerate(sources):
         elapsed = k * (obs_seconds + slew_s)
-        header = bl_header(n_chans, source_name=source, tstart=60000.0 + elapsed / 86400.0,
+        header = bl_header(n_chans, source_name=source, tstart=tstart + elapsed / 86400.0,
                            coarse_channel_width=coarse_channel_width)
         by_channel: dict[int, list[Signal]] = {}
         for signal, files in signals:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bl_reservoir.cli import COMMANDS, main
+from bl_reservoir.cli import COMMANDS
 
 C4 = ["synth", "info", "algorithms", "run", "submit", "status", "worker", "serve", "events",
       "sensitivity", "demo"]
@@ -24,14 +24,6 @@ def test_help_lists_every_c4_command():
     for name in C4:
         assert name in COMMANDS
         assert f"    {name}" in out.stdout
-
-
-def test_unbuilt_commands_say_so_and_exit_2(capsys):
-    unbuilt = [name for name, (module, _) in COMMANDS.items() if module is None]
-    for name in unbuilt:
-        assert main([name]) == 2
-        err = capsys.readouterr().err.strip()
-        assert err == f"bl-reservoir: error: bl-reservoir {name}: not built yet"
 
 
 def test_bad_file_gives_one_line_and_no_traceback(tmp_path):

@@ -169,6 +169,31 @@ def test_without_a_compiler_the_search_says_so_once_and_runs_on_the_jit(tmp_path
     assert sorted(read_results(tmp_path / "out3").hits["index"]) == sorted(truth["index"])
 
 
+@pytest.mark.slow
+def test_when_numba_drops_pycc_the_search_says_so_once_and_runs_on_the_jit(tmp_path):
+    path, truth = _observation(tmp_path)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    code = ("import sys\nsys.modules['numba.pycc'] = None  # as if numba had removed it\n"
+            "from bl_reservoir.dedoppler.search import main\n"
+            f"sys.exit(main([{str(path)!r}, {str(tmp_path / 'out')!r}]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("WARNING")]
+    assert proc.returncode == 0 and len(warnings) == 1, proc.stderr
+    assert "not compiled ahead of time (ModuleNotFoundError" in warnings[0] and "numba.pycc" in warnings[0]
+    assert sorted(read_results(tmp_path / "out").hits["index"]) == sorted(truth["index"])
+    assert sorted(p.suffix for p in (tmp_path / "cache" / "bl_reservoir").glob("bl_dedoppler_kernels_*.*")) == [".failed", ".lock"]
+
+
+def test_kernels_setting_jit_compiles_nothing_ahead_of_time(tmp_path):
+    path, truth = _observation(tmp_path)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "BL_RESERVOIR_KERNELS": "jit"}
+    proc = _run(path, tmp_path / "out", env)
+    _, err = proc.communicate()
+    assert proc.returncode == 0 and "WARNING" not in err and "ahead of time" not in err, err
+    assert sorted(read_results(tmp_path / "out").hits["index"]) == sorted(truth["index"])
+    assert not list((tmp_path / "cache").rglob("bl_dedoppler_kernels_*"))
+
+
 def test_with_numba_disable_jit_nothing_is_compiled_and_the_kernels_run_as_python():
     code = ("import numpy as np\nfrom bl_reservoir.dedoppler import _aot\n"
             "from bl_reservoir.dedoppler._taylor import reverse_channels, taylor_tree\n"

@@ -240,14 +240,22 @@ def _run_with_free_ports(command: list[str], flags: dict[str, str], cwd: Path, e
     return proc, ports
 
 
+def _stop(proc: subprocess.Popen, kill: bool = False) -> None:
+    """End a command started here, if it still runs, and close its output pipe (left open, a ResourceWarning)."""
+    if proc.poll() is None:
+        if kill:
+            proc.kill()
+        else:
+            proc.terminate()
+        proc.wait(timeout=30)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
 @pytest.mark.slow
 @pytest.mark.services
 def test_web_command_serves_the_probe_route(resources, tmp_path):
     """Run the web container's own command (port swapped for a free one) and GET its probe path."""
-    from bl_reservoir.cli import COMMANDS
-
-    if COMMANDS["serve"][0] is None:
-        pytest.skip("`bl-reservoir serve` is not built yet (issue 7)")
     web = by_kind(resources, "Deployment")["bl-web"]["spec"]["template"]["spec"]["containers"][0]
     path, _ = _probe(web, "readinessProbe")
     env = {**os.environ, "BL_RESERVOIR_BUCKET": str(tmp_path / "bucket"),
@@ -258,8 +266,7 @@ def test_web_command_serves_the_probe_route(resources, tmp_path):
         status, _ = get_until_ok(f"http://127.0.0.1:{ports['--port']}{path}", proc)
         assert status == 200
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        _stop(proc)
 
 
 @pytest.mark.services
@@ -277,8 +284,7 @@ def test_scheduler_command_serves_its_probes(resources, tmp_path):
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        _stop(proc)
 
 
 @pytest.mark.slow
@@ -309,9 +315,8 @@ def test_worker_command_joins_the_scheduler_for_its_algorithm(resources, tmp_pat
         assert worker.wait(timeout=60) == 0, worker.stdout.read()[-2000:]
     finally:
         for proc in (worker, scheduler):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=30)
+            if proc is not None:
+                _stop(proc, kill=True)
 
 
 # ---- settings names (C5) ----

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import interpolate, stats
 
 from bl_reservoir.energy_detection import cleaned_stamps, fit_bandpass, repair_dc, window_starts, window_statistics
 from bl_reservoir.energy_detection._kernels import bandpass_knots
@@ -37,6 +36,8 @@ def test_knots_are_the_originals():
 
 @pytest.mark.parametrize("width, knots", [(4096, 16), (16384, 16), (1000, 7), (65536, 4)])
 def test_fit_bandpass_equals_splrep(width, knots):
+    from scipy import interpolate
+
     spectrum = _block(4, width).mean(axis=0)
     x = np.arange(width)
     spline = interpolate.splrep(x, spectrum, t=np.arange(0, width, width // knots + 1)[1:])
@@ -54,6 +55,8 @@ def test_window_starts_are_the_originals():
 
 
 def _reference(cleaned: np.ndarray, window: int, stride: int):
+    from scipy import stats
+
     starts = range(0, cleaned.shape[1] - window + 1, stride)
     pairs = [stats.normaltest(cleaned[:, i:i + window].ravel()) for i in starts]
     return np.array([p.statistic for p in pairs]), np.array([p.pvalue for p in pairs])

@@ -7,19 +7,23 @@ import warnings
 import numpy as np
 import pytest
 
-blimpy = pytest.importorskip("blimpy")
-stg = pytest.importorskip("setigen")
-u = pytest.importorskip("astropy.units")
-
-from bl_reservoir.io import open_observation  # noqa: E402
+from bl_reservoir.io import open_observation
 
 WIDTH = 1024
 N_COARSE = 3
 
 
 @pytest.fixture(scope="module")
-def blimpy_files(tmp_path_factory):
+def blimpy():
+    """blimpy, imported when a test needs it: it pulls in astropy, dask and matplotlib (seconds)."""
+    return pytest.importorskip("blimpy")
+
+
+@pytest.fixture(scope="module")
+def blimpy_files(blimpy, tmp_path_factory):
     """A setigen frame saved by blimpy as .fil (32 and 8 bit) and .h5, with one drifting signal."""
+    stg = pytest.importorskip("setigen")
+    u = pytest.importorskip("astropy.units")
     tmp = tmp_path_factory.mktemp("blimpy")
     frame = stg.Frame(fchans=WIDTH * N_COARSE, tchans=16, df=2.7939677238464355 * u.Hz,
                       dt=18.253611008 * u.s, fch1=1500 * u.MHz, seed=3)
@@ -38,7 +42,7 @@ def blimpy_files(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", ["f32.fil", "f32.h5", "u8.fil"])
-def test_same_header_and_data_coarse_channel_by_coarse_channel(blimpy_files, name):
+def test_same_header_and_data_coarse_channel_by_coarse_channel(blimpy, blimpy_files, name):
     path = blimpy_files[name]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -67,7 +71,7 @@ def test_8bit_samples_are_integers(blimpy_files):
 
 @pytest.mark.parametrize("ext", [".fil", ".h5"])
 @pytest.mark.parametrize("nbits", [8, 16, 32])
-def test_our_writers_are_read_back_identically_by_blimpy(tmp_path, ext, nbits):
+def test_our_writers_are_read_back_identically_by_blimpy(blimpy, tmp_path, ext, nbits):
     from bl_reservoir.io import write_fil, write_h5
     from bl_reservoir.synth import bl_header
 

@@ -41,9 +41,20 @@ def store_url(request, tmp_path) -> str:
 
 @pytest.fixture
 def store(store_url):
-    from bl_reservoir.scale.store import Store
+    """The job store of `store_url`."""
+    from bl_reservoir.scale.jobs import JobStore
 
-    handle = Store(store_url)
+    handle = JobStore(store_url)
+    yield handle
+    handle.close()
+
+
+@pytest.fixture
+def index(store_url):
+    """The hits index of `store_url` (the same database as `store`)."""
+    from bl_reservoir.scale.index import HitIndex
+
+    handle = HitIndex(store_url)
     yield handle
     handle.close()
 
@@ -108,8 +119,8 @@ class Cluster:
         self.address = json.loads(_wait_for(scheduler_file.read_text, 10, "the scheduler address"))["address"]
 
     def _spawn(self, argv: list[str], name: str, env: dict | None = None) -> subprocess.Popen:
-        log = open(self.tmp / f"{name}.log", "w")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        with open(self.tmp / f"{name}.log", "w") as log:  # the child keeps its own copy of the file
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         self.procs.append(proc)
         return proc
 

@@ -16,7 +16,9 @@ from conftest import SLOW_ALG, _wait_for, cli, runs_per_input
 
 from bl_reservoir.results import read_results
 from bl_reservoir.runner import STOP_POLL_S
-from bl_reservoir.scale.store import Store
+from bl_reservoir.scale.index import HitIndex
+from bl_reservoir.scale.jobs import JobStore
+from bl_reservoir.scale.schema import ACTIVE
 
 pytestmark = [pytest.mark.slow, pytest.mark.services, pytest.mark.timeout(300)]
 
@@ -44,7 +46,7 @@ def test_worker_killed_mid_job_is_retried_elsewhere(cluster, small_obs, scale_en
     inputs = _inputs(small_obs, 6)
     w1, w2 = cluster.workers
     submitter = _submit(SLOW_ALG, *inputs, "--scheduler", cluster.address, "--", "--seconds", "2")
-    store = Store(os.environ["BL_RESERVOIR_DB"])
+    store = JobStore(os.environ["BL_RESERVOIR_DB"])
     running_on_w1 = _wait_for(lambda: [j for j in store.list_jobs() if j["state"] == "running" and j["worker"] == w1],
                               120, "a job running on w1")
     cluster.kill(w1)
@@ -80,13 +82,13 @@ def test_submitter_killed_then_resumed_runs_each_job_once(cluster, small_obs, sc
     energy_only = cluster.add_worker("energy", argv=[sys.executable, "-m",
                                                      "bl_reservoir.energy_detection.energy_detection"])
     submitter = _submit(SLOW_ALG, *inputs, "--scheduler", cluster.address, "--", "--seconds", "2")
-    store = Store(os.environ["BL_RESERVOIR_DB"])
+    store = JobStore(os.environ["BL_RESERVOIR_DB"])
     _wait_for(lambda: store.list_jobs(state="succeeded") and store.list_jobs(state="running"), 120,
               "one job done and one running")
     os.killpg(submitter.pid, signal.SIGKILL)
-    submitter.wait()
+    submitter.communicate(timeout=60)  # reaps it and closes its pipes (left open, a ResourceWarning)
     campaign = store.list_campaigns()[0]["id"]
-    unfinished = store.list_jobs(campaign, state=["queued", "running"])
+    unfinished = store.list_jobs(campaign, state=ACTIVE)
     assert unfinished, "the submitter was killed too late to test anything"
     out = cli("resume", campaign, "--scheduler", cluster.address)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -112,7 +114,7 @@ def test_embedded_cluster_corrupt_inputs_fail_then_retry_succeeds(small_obs, sca
     bad_fil.write_bytes(b"HEADER_START garbage")
     out = cli("submit", SLOW_ALG, str(scale_env / "obs*.h5"), str(bad_h5), str(bad_fil))
     assert out.returncode == 8, out.stderr[-3000:]
-    store = Store(os.environ["BL_RESERVOIR_DB"])
+    store = JobStore(os.environ["BL_RESERVOIR_DB"])
     campaign = store.list_campaigns()[0]["id"]
     assert f"campaign {campaign}: 8 jobs" in out.stdout
     jobs = {j["input_uri"]: j for j in store.list_jobs(campaign)}
@@ -120,8 +122,9 @@ def test_embedded_cluster_corrupt_inputs_fail_then_retry_succeeds(small_obs, sca
         assert jobs[str(bad)]["state"] == "failed" and jobs[str(bad)]["error"].startswith(str(bad))
     _assert_one_complete_result_each([jobs[uri] for uri in inputs], inputs)
     # the hits index was filled from the results: one hit per coarse channel of each observation
-    assert store.count_observations() == 6
-    assert len(store.query_hits(algorithm=SLOW_ALG, limit=1000)) == 12
+    index = HitIndex(store.url)
+    assert index.count_observations() == 6
+    assert len(index.query_hits(algorithm=SLOW_ALG, limit=1000)) == 12
     status = cli("status", campaign)
     assert status.returncode == 0 and "failed" in status.stdout and campaign in status.stdout
 
@@ -140,7 +143,7 @@ def test_cancel_stops_a_running_campaign(small_obs, scale_env):
     from bl_reservoir.scale.engine import Engine
 
     inputs = _inputs(small_obs, 4)
-    store = Store(os.environ["BL_RESERVOIR_DB"])
+    store = JobStore(os.environ["BL_RESERVOIR_DB"])
     done: dict = {}
     with Engine(n_workers=1) as engine:
         worker = threading.Thread(target=lambda: done.update(result=campaigns.submit(

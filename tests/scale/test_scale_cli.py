@@ -6,7 +6,7 @@ import argparse
 
 from bl_reservoir.cli import main
 from bl_reservoir.cli.submit import configure, split_rest
-from bl_reservoir.scale.store import Store
+from bl_reservoir.scale.jobs import JobStore
 
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -29,7 +29,7 @@ def test_status_cancel_and_errors(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 's.db'}"
     assert main(["status", "--db", url]) == 0
     assert "no campaigns" in capsys.readouterr().out
-    store = Store(url)
+    store = JobStore(url)
     cid = store.create_campaign("dedoppler/search", ["/d/a.h5", "/d/b.h5"], bucket="/b")
     assert main(["status", "--db", url]) == 0 and cid in capsys.readouterr().out
     assert main(["status", cid, "--db", url]) == 0

@@ -224,7 +224,7 @@ def test_reindex_with_the_token(client):
 
 
 def test_jobs_campaigns_and_their_event_streams(client, runner_bucket):
-    store = client.app.state.web.store
+    store = client.app.state.web.jobs
     cid = store.create_campaign("dedoppler/search", ["/data/a.h5", "/data/b.h5"], bucket=str(runner_bucket[0]))
     a, b = (j["id"] for j in store.list_jobs(cid))
     store.record_event({"event": "received", "job": a, "input": "/data/a.h5"})

@@ -134,3 +134,40 @@ def test_other_pages_render(site, page):
         assert text in page.content(), path
         shot(page, name)
     assert page.errors == [] or all("404" in e for e in page.errors)
+
+
+@pytest.fixture(scope="module")
+def demo_site(tmp_path_factory):
+    """The demo's cadence (both built-ins on the embedded cluster, events stage included) served live."""
+    from bl_reservoir.demo import run_demo
+    from bl_reservoir.web import create_app
+
+    root = tmp_path_factory.mktemp("demo")
+    db = f"sqlite:///{root / 'store.db'}"
+    run_demo(root / "cadence", bucket=str(root / "bucket"), db=db)
+    with LiveServer(create_app(bucket=str(root / "bucket"), db=db, token=TOKEN, index_on_start=False)) as server:
+        yield server
+
+
+def test_cadences_to_cadence_to_an_events_hit_and_back(demo_site, page):
+    page.goto(demo_site.url + "/cadences")
+    rows = page.locator("#cadences tbody tr")
+    assert rows.count() == 1
+    assert rows.first.locator("td").nth(1).inner_text() == "DEMO_TARGET"
+    assert rows.first.locator("td").nth(4).inner_text() == "6" and rows.first.locator("td").nth(5).inner_text() == "2"
+    shot(page, "cadences")
+    page.click("text=cadence_0_ON_DEMO_TARGET")
+    page.wait_for_url("**/cadences/cadence_0_ON_DEMO_TARGET")
+    assert [t.strip() for t in page.locator("#members tbody tr td:nth-child(2)").all_inner_texts()] == \
+        ["ON", "OFF", "ON", "OFF", "ON", "OFF"]
+    assert page.locator("section.event").count() == 2
+    page.wait_for_function("() => Array.from(document.querySelectorAll('section.event img'))"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+    assert page.eval_on_selector("#event-0 img", "i => i.naturalWidth") == 720
+    shot(page, "cadence")
+    page.locator("#event-0 .others a").nth(1).click()   # its hit in the second ON
+    page.wait_for_url("**/cadence_2_ON_DEMO_TARGET/dedoppler/search/hits/*")
+    page.wait_for_function("() => document.getElementById('waterfall').complete")
+    page.click(".cadence-links a")
+    page.wait_for_url("**/cadences/cadence_0_ON_DEMO_TARGET")
+    assert page.errors == []

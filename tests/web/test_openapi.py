@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-
-schemathesis = pytest.importorskip("schemathesis")
 
 #: Event streams end only when their job or campaign does: they are tested in test_api.py.
 STREAMS = r".*/events$"
@@ -13,6 +10,7 @@ STREAMS = r".*/events$"
 
 @pytest.mark.slow
 def test_no_server_error(client):
+    schemathesis = pytest.importorskip("schemathesis")  # here, not at collection: it and Hypothesis take ~1 s
     schema = schemathesis.openapi.from_asgi("/openapi.json", client.app).exclude(path_regex=STREAMS)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 15
@@ -27,6 +25,7 @@ def test_no_server_error(client):
 
 def _checker(operation, seen: dict[str, set[int]]):
     """A Hypothesis test of one operation: every generated request is answered below 500."""
+    from hypothesis import HealthCheck, given, settings
 
     @given(operation.as_strategy())
     @settings(max_examples=12, deadline=None, derandomize=True, database=None,

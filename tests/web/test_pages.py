@@ -59,7 +59,7 @@ def test_submit_page_lists_the_registry(client):
 
 
 def test_campaign_pages(client, runner_bucket):
-    store = client.app.state.web.store
+    store = client.app.state.web.jobs
     cid = store.create_campaign("dedoppler/search", ["/data/a.h5"], bucket=str(runner_bucket[0]))
     assert f'href="/campaigns/{cid}"' in client.get("/campaigns").text
     html = client.get(f"/campaigns/{cid}").text
@@ -76,7 +76,7 @@ def test_workers_search_and_sensitivity_pages(client):
 
 def test_ten_thousand_observations_page_from_the_index(runner_bucket, tmp_path):
     with make_client(runner_bucket[0], tmp_path / "store.db", index_on_start=False) as c:
-        engine = c.app.state.web.store.engine
+        engine = c.app.state.web.index.engine
         rows = [{"obs_name": f"GBT_{58000 + i // 100}_{i:05d}_HIP{i}_fine", "source": f"HIP{i}",
                  "mjd": 58000.0 + i / 100, "band": "L", "n_hits": i % 7, "updated": "2026-01-01T00:00:00Z"}
                 for i in range(10_000)]

@@ -45,3 +45,4 @@ def test_serve_answers_over_http(runner_bucket, tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+        proc.stdout.close()  # left open, a ResourceWarning

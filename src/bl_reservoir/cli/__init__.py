@@ -13,11 +13,11 @@ import sys
 from collections.abc import Sequence
 
 from bl_reservoir import __version__
-from bl_reservoir.cli.script import one_line_warnings
-from bl_reservoir.errors import NotBuiltYet, ReservoirError
+from bl_reservoir.errors import ReservoirError
+from bl_reservoir.script import one_line_warnings
 
-#: name -> (module under bl_reservoir.cli, or None while not built yet; one-line help)
-COMMANDS: dict[str, tuple[str | None, str]] = {
+#: name -> (module under bl_reservoir.cli, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("synth", "synthesise a BL-like observation with injected signals and its truth table"),
     "info": ("info", "print an observation's header, shape, coarse channels and band"),
     "algorithms": ("algorithms", "list the algorithms in the registry"),
@@ -55,13 +55,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = _chosen(argv)
     for name, (module, help_text) in COMMANDS.items():
-        if module is None:
-            help_text += " (not built yet)"
         command = sub.add_parser(name, help=help_text, description=help_text)
-        if name == chosen and module is not None:
+        if name == chosen:
             importlib.import_module(f"bl_reservoir.cli.{module}").configure(command)
-        elif module is None:
-            command.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
 
@@ -77,8 +73,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         module = COMMANDS[args.command][0]
-        if module is None:
-            raise NotBuiltYet(args.command)
         with one_line_warnings("bl-reservoir"):
             return int(importlib.import_module(f"bl_reservoir.cli.{module}").run(args) or 0)
     except ReservoirError as exc:

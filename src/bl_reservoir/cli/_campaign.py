@@ -31,7 +31,7 @@ def quiet_dask() -> None:
 
 def run_with_progress(start: Callable[..., Any], *args: Any, detach: bool = False, **kw: Any) -> Any:
     """Call `start(*args, on_created=..., on_progress=..., **kw)` under a live rich bar; its result."""
-    from bl_reservoir.scale.progress import CampaignProgress
+    from bl_reservoir.cli._progress import CampaignProgress
 
     quiet_dask()
     bar = CampaignProgress()
@@ -49,25 +49,35 @@ def run_with_progress(start: Callable[..., Any], *args: Any, detach: bool = Fals
         bar.stop()
 
 
+def campaign_row(stores: Any, campaign: str) -> dict[str, Any]:
+    """A campaign's row with its job `counts` and its `cadences` (for the tables of `_progress`)."""
+    row = stores.jobs.get_campaign(campaign)
+    row["counts"] = stores.jobs.campaign_counts(campaign)
+    row["cadences"] = stores.cadences.list_cadences(limit=10_000, campaign=campaign)
+    return row
+
+
 def print_summary(db: str | None, campaign: str) -> int:
     """Counts and jobs of a campaign, where the results are; exit code 8 if any job failed, 1 if
     some never finished."""
     from rich.console import Console
 
     from bl_reservoir import settings
+    from bl_reservoir.cli._progress import cadences_table, counts_table, jobs_table
     from bl_reservoir.errors import JobFailed
-    from bl_reservoir.scale.progress import counts_table, jobs_table
-    from bl_reservoir.scale.store import Store
+    from bl_reservoir.scale.outcomes import Stores
 
-    store = Store(settings.db_url(db))
-    row = store.get_campaign(campaign)
-    row["counts"] = store.campaign_counts(campaign)
+    stores = Stores.open(settings.db_url(db))
+    store = stores.jobs
+    row = campaign_row(stores, campaign)
     console = Console()
     jobs = store.list_jobs(campaign)
     if len(jobs) > _LIST_ALL_UP_TO:
         jobs = [j for j in jobs if j["state"] == "failed"]
     if jobs:
         console.print(jobs_table(jobs, title=f"jobs of campaign {campaign}"))
+    if row["cadences"]:
+        console.print(cadences_table(row["cadences"], title=f"cadences of campaign {campaign}"))
     console.print(counts_table([row]))
     console.print(f"results in {row['bucket']}  (job store {store.safe_url})")
     unfinished = row["counts"]["queued"] + row["counts"]["running"]

@@ -1,7 +1,9 @@
 """The original Docker `CMD`, `python -m bl_reservoir.<package>.<package>`, kept working (contract C4).
 
-With an input it runs that one job (the flags of `bl-reservoir run`); without one it joins the
-Dask cluster at `DASK_SCHEDULER_ADDRESS` as a worker for that algorithm, as the pods did.
+Those modules hand over to this one (`python -m bl_reservoir.cli.docker_cmd ALG [ARGS]`, see
+`bl_reservoir.script.docker_cmd`). With an input it runs that one job (the flags of
+`bl-reservoir run`); without one it joins the Dask cluster at `DASK_SCHEDULER_ADDRESS` as a worker
+for that algorithm, as the pods did.
 """
 
 from __future__ import annotations
@@ -38,3 +40,7 @@ def module_main(algorithm: str, argv: Sequence[str] | None = None) -> int:
     from bl_reservoir.cli import main
 
     return main(["run", algorithm, *args])
+
+
+if __name__ == "__main__":
+    sys.exit(module_main(sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else 2)

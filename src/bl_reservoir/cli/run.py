@@ -12,10 +12,12 @@ _MARKS = {"received": "·", "skipped": "=", "fetched": "↓", "running": "▶", 
 
 
 def _flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from bl_reservoir.runner import DEFAULT_TIMEOUT_S
+
     parser.add_argument("--bucket", default=None, help="bucket URI (default BL_RESERVOIR_BUCKET or ./bl-scale)")
     parser.add_argument("--force", action="store_true", help="run even if the bucket has a complete result")
-    parser.add_argument("--timeout", type=float, default=6 * 3600.0, metavar="S",
-                        help="kill the algorithm after S seconds (default 21600)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+                        help="kill the algorithm after S seconds (default %(default)g)")
     parser.add_argument("--json", action="store_true", help="print the events as JSON lines")
     return parser
 

@@ -9,9 +9,11 @@ The module is built on first use into numba's cache folder for this package (`NU
 else `__pycache__` beside this file, else `~/.cache/bl-reservoir/kernels`), named by a hash of the
 kernel sources, numba's and llvmlite's install, numpy's and Python's versions and the CPU, so any
 change builds a new one (10-20 s, under a file lock: concurrent processes wait for one build).
-Building needs setuptools, a C and a C++ compiler and the Python headers; without them, or if
-`numba.pycc` ever goes away, every kernel runs through its JIT dispatcher as before, and a marker
-file stops later processes from trying again.
+Building needs setuptools, a C and a C++ compiler and the Python headers, and `numba.pycc`, which
+numba has marked "pending deprecation" since 0.57; only `_pycc` touches it. Without any of them
+(pycc gone from numba included), every kernel runs through its JIT dispatcher as before, one
+warning says why, and a marker file stops later processes from trying again.
+`BL_RESERVOIR_KERNELS=jit` chooses the JIT path outright (CI runs the kernel tests both ways).
 
 numba itself is imported only when something is compiled (`njit` here makes the dispatchers on
 first need): with the compiled module, a search process never imports it (~0.5 s).
@@ -31,15 +33,15 @@ import numbers
 import os
 import re
 import sys
-import tempfile
 import threading
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+from bl_reservoir import settings
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +151,8 @@ def compiled_module() -> ModuleType | None:
 def _load() -> ModuleType | None:
     if os.environ.get("NUMBA_DISABLE_JIT", "0").strip() not in ("", "0"):  # plain Python: nothing compiled
         return None
+    if settings.kernels() == "jit":
+        return None
     _import_kernel_modules()
     name = f"bl_dedoppler_kernels_{_key()}"
     try:
@@ -257,44 +261,10 @@ def _file_lock(path: Path):
 
 
 def _build(name: str, path: Path) -> None:
-    """Compile every exported kernel into the extension module `path`, for this CPU, releasing the GIL.
-
-    Each kernel is exported through a one-line trampoline that calls its dispatcher, so it keeps its
-    own flags (fastmath, nogil) exactly as the JIT compiles it.
-    """
-    with warnings.catch_warnings():  # pycc is "pending deprecation" since numba 0.57; the JIT is the fallback
-        warnings.simplefilter("ignore")
-        from numba.pycc import CC, compiler
+    """Compile every exported kernel into the extension module `path` (see `_pycc.build`)."""
+    from bl_reservoir.dedoppler import _pycc
 
     _materialize()
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp, _exports_release_gil(compiler):
-        cc = CC(name)
-        cc.output_dir, cc.output_file = tmp, path.name
-        cc.target_cpu = "host"
-        cc.verbose = False
-        for kernel in _KERNELS.values():
-            params = ", ".join(kernel._parameters.parameters)
-            namespace = {"_kernel": kernel.jit.dispatcher}
-            exec(f"def {kernel.name}({params}):\n    return _kernel({params})\n", namespace)  # noqa: S102
-            cc.export(kernel.name, kernel.signature)(namespace[kernel.name])
-        cc.compile()
-        os.replace(Path(tmp) / path.name, path)
+    _pycc.build(name, path, [(k.name, list(k._parameters.parameters), k.signature, k.jit.dispatcher)
+                             for k in _KERNELS.values()])
     log.info("compiled %d dedoppler kernels ahead of time into %s", len(_KERNELS), path)
-
-
-@contextlib.contextmanager
-def _exports_release_gil(compiler: ModuleType):
-    """pycc's exported wrappers hold the GIL by default; the search runs kernels on threads (read-ahead,
-    `--threads`), so compile them as `nogil=True` JIT wrappers are."""
-    base = compiler.Flags
-
-    class Flags(base):
-        def __init__(self, *args: Any, **kwargs: Any):
-            super().__init__(*args, **kwargs)
-            self.release_gil = True
-
-    compiler.Flags = Flags
-    try:
-        yield
-    finally:
-        compiler.Flags = base

@@ -13,7 +13,7 @@ from types import ModuleType
 
 import numpy as np
 
-from bl_reservoir.dedoppler._taylor import join_signs, padded_width
+from bl_reservoir.dedoppler._taylor import fill_padded, join_signs, padded_width, reverse_band
 from bl_reservoir.errors import UsageError
 
 
@@ -88,16 +88,13 @@ def _search(xp: ModuleType, padded, width: int, max_bins: int, min_bins: int):
 
 def best_sums(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int, pad_value: float,
               factor: int = 1, xp: ModuleType | None = None) -> tuple[np.ndarray, np.ndarray, int]:
-    """`driver._best_sums` on the array module `xp` (None: cupy): per start channel the best tree path sum
+    """The driver's tree search (`driver._best_sums`) on the array module `xp` (None: cupy): per start channel the best tree path sum
     (float32) over drifts of both signs, the signed centre bin of the drift block holding it (int64),
     and the radius (bins) of a block. Results are numpy arrays.
 
     `best` matches the CPU kernel to float rounding; `centre` can differ where two drift blocks
     tie to within that rounding.
     """
-    # imported here, not at the top: the driver may import this module
-    from bl_reservoir.dedoppler.driver import _fill, _reverse
-
     xp = require_cupy() if xp is None else xp
     to_host = getattr(xp, "asnumpy", np.asarray)
     width = block.shape[1] // factor
@@ -105,10 +102,10 @@ def best_sums(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int, pad_
     data = xp.asarray(block, dtype=np.float32)
     padded = xp.empty((n_rows, padded_width(width, n_rows, max_bins, 0)), dtype=np.float32)
     found = []
-    _fill(data, padded, factor, pad_value)
+    fill_padded(data, padded, factor, pad_value)
     for reverse in (False, True):
         if reverse:
-            _reverse(padded, block.shape[0], width)
+            reverse_band(padded, block.shape[0], width)
         found.append([to_host(a) for a in _search(xp, padded, width, max_bins, min_bins)])
     (best, block_k), (best_r, block_r) = found
     centre = np.empty(width, dtype=np.int64)

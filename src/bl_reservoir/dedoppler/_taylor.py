@@ -150,6 +150,30 @@ def padded_width(width: int, n_rows: int, max_bins: int, chunk: int) -> int:
     return width + chunk + 2 * n_rows + max_bins + 1
 
 
+def fill_padded(block, padded, factor: int, pad_value: float) -> None:
+    """`padded` <- `block` with every `factor` adjacent channels summed; zero rows past n_time, `pad_value`
+    past the band. `block` and `padded` are numpy arrays, or cupy arrays on the GPU path."""
+    n_time, width = block.shape[0], block.shape[1] // factor
+    target = padded[:n_time, :width]
+    if factor == 1:
+        target[...] = block
+    elif isinstance(block, np.ndarray):
+        sum_channels(block, target, factor)
+    else:
+        target[...] = block[:, :width * factor].reshape(n_time, width, factor).sum(axis=2)
+    padded[:n_time, width:] = pad_value
+    padded[n_time:] = 0.0
+
+
+def reverse_band(padded, n_time: int, width: int) -> None:
+    """Reverse the channels of the band in `padded`: the negative drifts are the positive ones of the mirror."""
+    target = padded[:n_time, :width]
+    if isinstance(target, np.ndarray):
+        reverse_channels(target)
+    else:
+        target[...] = target[:, ::-1].copy()  # a copy: cupy does not guard overlapping assignments
+
+
 @exported("void(float32[:, ::1], int64, int64, int64, float32[::1], int32[::1], int64, int64, int64)")
 @njit(cache=True, nogil=True)
 def _search_chunks(padded: np.ndarray, width: int, max_bins: int, min_bins: int, best: np.ndarray,

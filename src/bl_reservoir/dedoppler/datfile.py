@@ -8,12 +8,13 @@ Layout (turboSETI 2.3.2 `FileWriter`): a 9-line header (`# File ID`, `# Source`,
 
 from __future__ import annotations
 
+import io
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from bl_reservoir.errors import InvalidResults
@@ -81,33 +82,42 @@ def _field(line: str, position: int) -> str:
 
 
 def read_dat(path: str | os.PathLike) -> pd.DataFrame:
-    """A `.dat` file as turboSETI's hit table (`TABLE_COLUMNS`); raises `InvalidResults` naming what is wrong."""
-    path = Path(path)
+    """A local `.dat` file as turboSETI's hit table (`TABLE_COLUMNS`); `InvalidResults` naming what is wrong."""
     try:
-        lines = path.read_text().splitlines()
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise InvalidResults(path, "no such .dat file") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidResults(path, f"not a turboSETI .dat file ({type(exc).__name__}: {exc})") from None
+    return parse_dat(text, os.fspath(path))
+
+
+def parse_dat(text: str, name: str) -> pd.DataFrame:
+    """The text of a `.dat` file as turboSETI's hit table (`TABLE_COLUMNS`); `name` is the file in errors."""
+    lines = text.splitlines()
+    try:
         meta = {
             "FileID": lines[1].split(":")[-1].strip(), "Source": lines[3].split(":")[-1].strip().upper(),
             "MJD": _field(lines[4], 0), "RA": _field(lines[4], 1), "DEC": _field(lines[4], 2),
             "DELTAT": _field(lines[5], 0), "DELTAF": _field(lines[5], 1),
             "max_drift_rate": _field(lines[5], 2), "obs_length": _field(lines[5], 3),
         }
-        rows = [re.split(r"\s+", line.strip()) for line in lines[9:] if line.strip()]
+        body = [line for line in lines[9:] if line.strip()]
+        rows = pd.read_csv(io.StringIO("\n".join(body)), sep=r"\s+", header=None, usecols=range(12)) if body \
+            else pd.DataFrame(np.zeros((0, 12)))
         table = pd.DataFrame({
-            "TopHitNum": [int(r[0]) for r in rows], "DriftRate": [float(r[1]) for r in rows],
-            "SNR": [float(r[2]) for r in rows], "Freq": [float(r[3]) for r in rows],
-            "ChanIndx": [int(r[5]) for r in rows], "FreqStart": [float(r[6]) for r in rows],
-            "FreqEnd": [float(r[7]) for r in rows], "CoarseChanNum": [int(r[10]) for r in rows],
-            "FullNumHitsInRange": [int(r[11]) for r in rows],
+            "TopHitNum": rows[0].astype(int), "DriftRate": rows[1].astype(float), "SNR": rows[2].astype(float),
+            "Freq": rows[3].astype(float), "ChanIndx": rows[5].astype(int), "FreqStart": rows[6].astype(float),
+            "FreqEnd": rows[7].astype(float), "CoarseChanNum": rows[10].astype(int),
+            "FullNumHitsInRange": rows[11].astype(int),
         })
-    except FileNotFoundError:
-        raise InvalidResults(path, "no such .dat file") from None
-    except (IndexError, ValueError, UnicodeDecodeError) as exc:
-        raise InvalidResults(path, f"not a turboSETI .dat file ({type(exc).__name__}: {exc})") from None
+    except (IndexError, KeyError, ValueError, pd.errors.ParserError) as exc:
+        raise InvalidResults(name, f"not a turboSETI .dat file ({type(exc).__name__}: {exc})") from None
     for key, value in meta.items():
         table[key] = value
     for key in ("MJD", "DELTAT", "DELTAF", "max_drift_rate", "obs_length"):
         try:
             table[key] = table[key].astype(float)
         except ValueError:
-            raise InvalidResults(path, f"header field {key} is not a number") from None
+            raise InvalidResults(name, f"header field {key} is not a number") from None
     return table[TABLE_COLUMNS]

@@ -4,9 +4,7 @@ With an input it runs that one job end to end (fetch, search, upload to the buck
 it joins the cluster as a worker for `dedoppler/search`.
 """
 
-import sys
-
-from bl_reservoir.cli.docker_cmd import module_main
+from bl_reservoir.script import docker_cmd
 
 if __name__ == "__main__":
-    sys.exit(module_main("dedoppler/search"))
+    docker_cmd("dedoppler/search")

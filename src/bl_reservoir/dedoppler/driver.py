@@ -24,10 +24,10 @@ from bl_reservoir.dedoppler._noise import noise_stats
 from bl_reservoir.dedoppler._refine import drift_offsets, drift_profile, refine
 from bl_reservoir.dedoppler._taylor import (
     drift_search,
+    fill_padded,
     join_signs,
     padded_width,
-    reverse_channels,
-    sum_channels,
+    reverse_band,
 )
 from bl_reservoir.errors import InvalidObservation
 
@@ -100,30 +100,6 @@ def blank_dc(block: np.ndarray) -> None:
         block[:, mid] = 0.5 * (block[:, mid - 1] + block[:, mid + 1])
 
 
-def _fill(block, padded, factor: int, pad_value: float) -> None:
-    """`padded` <- `block` with every `factor` adjacent channels summed; zero rows past n_time, `pad_value`
-    past the band. `block` and `padded` are numpy arrays, or cupy arrays on the GPU path."""
-    n_time, width = block.shape[0], block.shape[1] // factor
-    target = padded[:n_time, :width]
-    if factor == 1:
-        target[...] = block
-    elif isinstance(block, np.ndarray):
-        sum_channels(block, target, factor)
-    else:
-        target[...] = block[:, :width * factor].reshape(n_time, width, factor).sum(axis=2)
-    padded[:n_time, width:] = pad_value
-    padded[n_time:] = 0.0
-
-
-def _reverse(padded, n_time: int, width: int) -> None:
-    """Reverse the channels of the band in `padded`: the negative drifts are the positive ones of the mirror."""
-    target = padded[:n_time, :width]
-    if isinstance(target, np.ndarray):
-        reverse_channels(target)
-    else:
-        target[...] = target[:, ::-1].copy()  # a copy: cupy does not guard overlapping assignments
-
-
 def cpu_threads(threads: int) -> int:
     """Threads a search with `threads` uses; 0 counts as numba would (NUMBA_NUM_THREADS, else the cores this
     process may run on), without importing numba."""
@@ -149,11 +125,11 @@ def _best_sums(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int, pad
     best = np.empty(width, dtype=np.float32)
     block_k = np.empty(width, dtype=np.int32)
     threads = cpu_threads(threads)
-    _fill(block, padded, factor, pad_value)
+    fill_padded(block, padded, factor, pad_value)
     drift_search(padded, width, max_bins, min_bins, best, block_k, _CHUNK, threads)
     best_r = np.empty(width, dtype=np.float32)
     block_r = np.empty(width, dtype=np.int32)
-    _reverse(padded, block.shape[0], width)  # the negative drifts: the same search, channels reversed
+    reverse_band(padded, block.shape[0], width)  # the negative drifts: the same search, channels reversed
     drift_search(padded, width, max_bins, min_bins, best_r, block_r, _CHUNK, threads)
     centre = np.empty(width, dtype=np.int64)
     join_signs(best, block_k, best_r, block_r, step, centre)

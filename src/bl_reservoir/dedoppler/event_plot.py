@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from bl_reservoir.dedoppler.events import CadenceFile
+from bl_reservoir.errors import ReservoirError
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +27,21 @@ def _band(event: pd.DataFrame, cadence_seconds: float) -> tuple[float, float, fl
     return f0, drift, min(ends) - _MARGIN_HZ / 1e6, max(ends) + _MARGIN_HZ / 1e6
 
 
-def _waterfall(path: Path | None, lo_mhz: float, hi_mhz: float):
-    """(data (n_time, n), freqs MHz, tstart MJD, tsamp s) of the window, or None without an observation."""
+def _waterfall(path: str | None, lo_mhz: float, hi_mhz: float):
+    """(data (n_time, n), freqs MHz, tstart MJD, tsamp s) of the window, or why there is none (a str)."""
     if path is None:
-        return None
+        return "observation not found"
     from bl_reservoir.io import open_observation
 
-    with open_observation(path) as obs:
+    try:
+        return _read_window(open_observation(path), lo_mhz, hi_mhz)
+    except ReservoirError as exc:
+        log.warning("event picture: %s", exc)
+        return f"observation not readable ({getattr(exc, 'reason', exc)})"
+
+
+def _read_window(obs, lo_mhz: float, hi_mhz: float):
+    with obs:
         fch1, foff = obs.header["fch1"], obs.header["foff"]
         a, b = sorted(((lo_mhz - fch1) / foff, (hi_mhz - fch1) / foff))
         start, stop = max(0, int(np.floor(a))), min(obs.n_chans, int(np.ceil(b)) + 1)
@@ -40,9 +49,15 @@ def _waterfall(path: Path | None, lo_mhz: float, hi_mhz: float):
             middle = (start + stop) // 2
             start, stop = middle - _MAX_CHANNELS // 2, middle + _MAX_CHANNELS // 2
         if stop <= start:
-            return None
+            return "the event lies outside this observation's band"
         data = obs.read_channels(start, stop)
         return data, obs.frequencies(start, stop), float(obs.header["tstart"]), float(obs.header["tsamp"])
+
+
+def _label(source: str) -> str:
+    """A results folder's observation name (`<obs>/dedoppler/search` -> `<obs>`), or a file's name."""
+    parts = str(source).rstrip("/").split("/")
+    return parts[-3] if len(parts) >= 3 and parts[-2:] == ["dedoppler", "search"] else parts[-1]
 
 
 def plot_event(event: pd.DataFrame, cadence: Sequence[CadenceFile], out_path: str | os.PathLike) -> Path:
@@ -58,7 +73,7 @@ def plot_event(event: pd.DataFrame, cadence: Sequence[CadenceFile], out_path: st
     cadence_seconds = (max(starts) - min(starts)) * 86400 + max(lengths) if starts else 0.0
     f0, drift, lo, hi = _band(event, cadence_seconds)
     panels = [_waterfall(f.observation, lo, hi) for f in cadence]
-    shown = [p[0] for p in panels if p is not None]
+    shown = [p[0] for p in panels if not isinstance(p, str)]
     # one colour scale for all six: a signal in an OFF must look as bright as the same signal in an ON
     vmin, vmax = (np.percentile(np.concatenate([d.ravel() for d in shown]), [1, 99.9]) if shown else (None, None))
     gap = 0.04 * (hi - lo) * 1e6  # Hz between the predicted track and each of the lines that frame it
@@ -66,9 +81,9 @@ def plot_event(event: pd.DataFrame, cadence: Sequence[CadenceFile], out_path: st
     axes = np.atleast_1d(axes)
     for ax, f, panel in zip(axes, cadence, panels):
         ax.set_ylabel(f"{'ON' if f.on else 'OFF'}\ns", fontsize=8)
-        if panel is None:
-            ax.text(0.5, 0.5, f"{Path(f.source).name}: observation not found", ha="center", va="center",
-                    transform=ax.transAxes, fontsize=8)
+        if isinstance(panel, str):
+            ax.text(0.5, 0.5, f"{_label(f.source)}: {panel}", ha="center", va="center", transform=ax.transAxes,
+                    fontsize=8)
             continue
         data, freqs, tstart, tsamp = panel
         t0 = (tstart - t_ref) * 86400
@@ -80,7 +95,7 @@ def plot_event(event: pd.DataFrame, cadence: Sequence[CadenceFile], out_path: st
         for side in (-gap, gap):  # the drift line, drawn twice beside the track so that it hides nothing
             ax.plot([drift * t0 + side, drift * t1 + side], [t0, t1], color="white", lw=1.2, ls="--", alpha=0.9)
         ax.set_xlim(offsets.min(), offsets.max())
-        ax.set_title(f"{Path(f.source).name} ({'ON' if f.on else 'OFF'})", fontsize=8)
+        ax.set_title(f"{_label(f.source)} ({'ON' if f.on else 'OFF'})", fontsize=8)
     axes[-1].set_xlabel(f"frequency - {f0:.6f} MHz (Hz)")
     fig.suptitle(f"event {event['Hit_ID'].iloc[0]}: {f0:.6f} MHz, {drift:+.4f} Hz/s", fontsize=10)
     fig.tight_layout()

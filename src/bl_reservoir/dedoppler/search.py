@@ -15,8 +15,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bl_reservoir import __version__
-from bl_reservoir.cli.script import run_script
 from bl_reservoir.errors import UsageError
+from bl_reservoir.script import default_out_dir, run_script
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,10 @@ def run(args: argparse.Namespace) -> Path:
     params = SearchParameters(max_drift=args.max_drift, min_drift=args.min_drift, snr=args.snr,
                               exhaustive=args.exhaustive, threads=args.threads, gpu=args.gpu)
     with open_observation(args.input, coarse_channel_width=args.coarse_channel_width) as obs:
-        out_dir = Path(args.out_dir) if args.out_dir else Path(os.path.splitext(obs.path)[0])
         hits, stamps, grid = search_observation(obs, params)
         header, name, n_time = dict(obs.header), obs.name, obs.n_time
         size = os.path.getsize(obs.path)
+    out_dir = Path(args.out_dir) if args.out_dir else default_out_dir(args.input)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_dat(out_dir / f"{name}.dat", header, hits, n_time=n_time, max_drift=args.max_drift,
               window_channels=2 * grid.max_bins)

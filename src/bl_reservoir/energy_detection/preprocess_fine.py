@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bl_reservoir.cli.script import run_script
 from bl_reservoir.energy_detection.detect import (
     BANDS_MHZ,
     Parameters,
@@ -39,17 +38,11 @@ from bl_reservoir.energy_detection.detect import (
     best_per_band,
     detect,
 )
+from bl_reservoir.script import default_out_dir, run_script
 
 log = logging.getLogger(__name__)
 
 ALGORITHM = {"package": "energy_detection", "name": "preprocess_fine"}
-
-
-def default_out_dir(input_path: str) -> Path:
-    """C1: the input path without its extension (a remote input: its stem, in the working directory)."""
-    if "://" in input_path and not input_path.startswith("file://"):
-        return Path(Path(input_path.split("?")[0].rstrip("/")).stem)
-    return Path(os.path.splitext(input_path.removeprefix("file://"))[0])
 
 
 def run(input_path: str | os.PathLike, out_dir: str | os.PathLike | None = None,

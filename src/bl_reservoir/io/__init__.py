@@ -48,7 +48,7 @@ def open_observation(path_or_uri: str | os.PathLike, coarse_channel_width: int |
     """Open a `.fil` or `.h5` observation by local path or URI (remote ones are fetched first)."""
     path = os.fspath(path_or_uri)
     if "://" in path and not path.startswith("file://"):
-        from bl_reservoir.storage import fetch_input  # remote: download into the cache
+        from bl_reservoir.io.fetch import fetch_input  # remote: download into the cache
 
         path = os.fspath(fetch_input(path))
     path = path.removeprefix("file://")

@@ -60,36 +60,58 @@ def _read_keyword(f: BinaryIO, path: str) -> str:
 def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], int]:
     """Parse a filterbank header: (normalised header, byte offset of the first sample)."""
     path = os.fspath(path)
-    raw: dict[str, Any] = {}
     with open(path, "rb") as f:
         if os.fstat(f.fileno()).st_size == 0:
             raise InvalidObservation(path, "file is empty (0 bytes)")
-        if _read_keyword(f, path) != "HEADER_START":
-            raise InvalidObservation(path, "no HEADER_START; not a SIGPROC filterbank file")
-        while True:
-            key = _read_keyword(f, path)
-            if key == "HEADER_END":
-                break
-            kind = _header.KEY_TYPES.get(key)
-            if kind is None:
-                if key == "signed":  # one byte, harmless, written by some SIGPROC tools
-                    f.read(1)
-                    continue
-                raise InvalidObservation(path, f"unknown header key {key!r}")
-            if kind is str:
-                value: Any = _read_keyword_value(f, path)
-            else:
-                fmt = "<i" if kind is int else "<d"
-                buf = f.read(struct.calcsize(fmt))
-                if len(buf) < struct.calcsize(fmt):
-                    raise InvalidObservation(path, "header has no HEADER_END")
-                (value,) = struct.unpack(fmt, buf)
-            raw[key] = value
-        offset = f.tell()
+        return parse_header(f, path)
+
+
+def parse_header(f: BinaryIO, path: str) -> tuple[dict[str, Any], int]:
+    """The header of an open filterbank file (any binary file object, local or remote, at its start):
+    (normalised header, byte offset of the first sample). `path` names the file in errors."""
+    raw: dict[str, Any] = {}
+    if _read_keyword(f, path) != "HEADER_START":
+        raise InvalidObservation(path, "no HEADER_START; not a SIGPROC filterbank file")
+    while True:
+        key = _read_keyword(f, path)
+        if key == "HEADER_END":
+            break
+        kind = _header.KEY_TYPES.get(key)
+        if kind is None:
+            if key == "signed":  # one byte, harmless, written by some SIGPROC tools
+                f.read(1)
+                continue
+            raise InvalidObservation(path, f"unknown header key {key!r}")
+        if kind is str:
+            value: Any = _read_keyword_value(f, path)
+        else:
+            fmt = "<i" if kind is int else "<d"
+            buf = f.read(struct.calcsize(fmt))
+            if len(buf) < struct.calcsize(fmt):
+                raise InvalidObservation(path, "header has no HEADER_END")
+            (value,) = struct.unpack(fmt, buf)
+        raw[key] = value
+    offset = f.tell()
     for key in _ANGLE_KEYS:
         if key in raw:
             raw[key] = _sigproc_to_decimal(raw[key])
     return _header.normalize_header(raw, path), offset
+
+
+def spectra_in(header: Mapping[str, Any], data_bytes: int, path: str) -> int:
+    """How many whole spectra `data_bytes` of samples hold; `InvalidObservation` for none or a torn one."""
+    spectrum_bytes = header["nifs"] * header["nchans"] * SAMPLE_DTYPES[header["nbits"]].itemsize
+    if data_bytes <= 0:
+        raise InvalidObservation(path, "header only: the file holds no samples")
+    if data_bytes % spectrum_bytes:
+        n_full = data_bytes // spectrum_bytes
+        raise InvalidObservation(
+            path, f"truncated: {data_bytes} data bytes is not a whole number of spectra "
+            f"({spectrum_bytes} bytes each; {n_full} complete)")
+    n_time = data_bytes // spectrum_bytes
+    if "nsamples" in header and header["nsamples"] not in (0, n_time):
+        raise InvalidObservation(path, f"header says nsamples={header['nsamples']} but the file holds {n_time}")
+    return n_time
 
 
 def _read_keyword_value(f: BinaryIO, path: str) -> str:
@@ -136,17 +158,7 @@ class FilterbankObservation(Observation):
         header, offset = read_header(path)
         dtype = SAMPLE_DTYPES[header["nbits"]]
         spectrum_bytes = header["nifs"] * header["nchans"] * dtype.itemsize
-        data_bytes = os.path.getsize(path) - offset
-        if data_bytes <= 0:
-            raise InvalidObservation(path, "header only: the file holds no samples")
-        if data_bytes % spectrum_bytes:
-            n_full = data_bytes // spectrum_bytes
-            raise InvalidObservation(
-                path, f"truncated: {data_bytes} data bytes is not a whole number of spectra "
-                f"({spectrum_bytes} bytes each; {n_full} complete)")
-        n_time = data_bytes // spectrum_bytes
-        if "nsamples" in header and header["nsamples"] not in (0, n_time):
-            raise InvalidObservation(path, f"header says nsamples={header['nsamples']} but the file holds {n_time}")
+        n_time = spectra_in(header, os.path.getsize(path) - offset, path)
         super().__init__(path, header, n_time, coarse_channel_width)
         self._dtype = dtype
         self._offset = offset

@@ -27,6 +27,26 @@ def _open(path: str) -> h5py.File:
         raise InvalidObservation(path, f"not a readable HDF5 file ({_short(exc)})") from None
 
 
+def header_and_length(file: h5py.File, path: str) -> tuple[dict[str, Any], int]:
+    """(normalised header, n_time) of an open BL HDF5 file (a local path or a remote file object);
+    `InvalidObservation` naming `path` when it is not one."""
+    if "data" not in file or not isinstance(file["data"], h5py.Dataset):
+        raise InvalidObservation(path, "no dataset 'data'; not a BL HDF5 observation")
+    data = file["data"]
+    raw = {k: v for k, v in data.attrs.items() if k not in _NON_HEADER_ATTRS and k in _header.KEY_TYPES}
+    header = _header.normalize_header(raw, path)
+    if data.ndim != 3:
+        raise InvalidObservation(path, f"data has shape {data.shape}, expected (n_time, n_ifs, n_chans)")
+    n_time, n_ifs, n_chans = data.shape
+    if (n_ifs, n_chans) != (header["nifs"], header["nchans"]):
+        raise InvalidObservation(
+            path, f"data shape {data.shape} does not match attributes nifs={header['nifs']} "
+            f"nchans={header['nchans']}")
+    if n_time == 0:
+        raise InvalidObservation(path, "data holds no spectra")
+    return header, int(n_time)
+
+
 def _short(exc: Exception) -> str:
     return str(exc).split("(")[0].strip().rstrip(",") or type(exc).__name__
 
@@ -38,22 +58,9 @@ class HDF5Observation(Observation):
         path = os.fspath(path)
         self._file = _open(path)
         try:
-            if "data" not in self._file or not isinstance(self._file["data"], h5py.Dataset):
-                raise InvalidObservation(path, "no dataset 'data'; not a BL HDF5 observation")
-            data = self._file["data"]
-            raw = {k: v for k, v in data.attrs.items() if k not in _NON_HEADER_ATTRS and k in _header.KEY_TYPES}
-            header = _header.normalize_header(raw, path)
-            if data.ndim != 3:
-                raise InvalidObservation(path, f"data has shape {data.shape}, expected (n_time, n_ifs, n_chans)")
-            n_time, n_ifs, n_chans = data.shape
-            if (n_ifs, n_chans) != (header["nifs"], header["nchans"]):
-                raise InvalidObservation(
-                    path, f"data shape {data.shape} does not match attributes nifs={header['nifs']} "
-                    f"nchans={header['nchans']}")
-            if n_time == 0:
-                raise InvalidObservation(path, "data holds no spectra")
+            header, n_time = header_and_length(self._file, path)
             super().__init__(path, header, n_time, coarse_channel_width)
-            self._data = data
+            self._data = self._file["data"]
         except BaseException:
             self._file.close()
             raise

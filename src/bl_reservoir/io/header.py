@@ -48,6 +48,12 @@ REQUIRED_KEYS = ("nbits", "nchans", "nifs", "fch1", "foff", "tsamp", "tstart")
 
 #: Fine channels per coarse channel of GBT/Parkes BL products, tried in this order.
 KNOWN_COARSE_WIDTHS = (1_048_576, 1_033_216, 999_424)
+#: The BL fine-resolution product: integrations of BL_FINE_TSAMP_S seconds, BL_FINE_N_TIME of them per
+#: file, BL_FINE_FOFF_HZ per fine channel. Synthetic files use them; pictures assume them for a header
+#: that lacks its own.
+BL_FINE_TSAMP_S = 18.253611008
+BL_FINE_FOFF_HZ = -2.7939677238464355
+BL_FINE_N_TIME = 16
 
 SUPPORTED_NBITS = (8, 16, 32)
 

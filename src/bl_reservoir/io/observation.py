@@ -12,6 +12,7 @@ import numpy as np
 
 from bl_reservoir.errors import InvalidObservation, ReservoirWarning
 from bl_reservoir.io import header as _header
+from bl_reservoir.io.fetch import obs_name
 
 
 class Observation:
@@ -36,7 +37,7 @@ class Observation:
     @property
     def name(self) -> str:
         """File name without directory and extension (the `obs_name` of contract C3)."""
-        return os.path.splitext(os.path.basename(self.path))[0]
+        return obs_name(self.path)
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -1,5 +1,4 @@
-"""Campaigns: submit one algorithm over many inputs, resume, retry, cancel; and how events and
-outcomes land in the store.
+"""Campaigns: submit one algorithm over many inputs, resume, retry, cancel.
 
 Every function takes settings as flags (None: environment, then default, via
 `bl_reservoir.settings`) and returns plain data; the CLI adds the progress bar and the table.
@@ -10,19 +9,22 @@ from __future__ import annotations
 import glob
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from bl_reservoir import settings
 from bl_reservoir.errors import UsageError
-from bl_reservoir.scale.store import Store
+from bl_reservoir.scale.event_stage import EVENTS_ALGORITHM, EventSettings, plan_cadences
+from bl_reservoir.scale.jobs import JobStore
+from bl_reservoir.scale.outcomes import Stores
+from bl_reservoir.scale.schema import ACTIVE
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[dict[str, int]], None]   # counts by state, called while a campaign runs
 Created = Callable[[str, int], None]          # campaign id and number of jobs submitted
+Planned = Callable[[list, list], None]        # the campaign's cadences and the inputs refused a cadence
 _GLOB_CHARS = "*?["
 
 
@@ -52,12 +54,6 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
     return out
 
 
-def obs_name_of(result_uri: str) -> str:
-    """The observation a result folder belongs to (contract C3: `<bucket>/<obs>/<package>/<name>`)."""
-    parts = result_uri.rstrip("/").split("/")
-    return parts[-3] if len(parts) >= 3 else parts[-1]
-
-
 def _bucket_uri(flag: str | None) -> str:
     uri = settings.bucket(flag)
     if "://" in uri and not uri.startswith("file://"):
@@ -65,41 +61,17 @@ def _bucket_uri(flag: str | None) -> str:
     return str(Path(uri.removeprefix("file://")).expanduser().resolve())  # workers may run elsewhere
 
 
-# -- what tasks report ---------------------------------------------------------------------------
-
-def apply_event(store: Store, event: dict[str, Any]) -> None:
-    """Record a job event; an `attempt` event also marks the job running on its worker."""
-    from bl_reservoir.scale.tasks import ATTEMPT
-
-    try:
-        store.record_event(event)
-        if event.get("event") == ATTEMPT:
-            store.start_attempt(event["job"], event.get("worker"), event.get("time"))
-    except (KeyError, sa.exc.IntegrityError) as exc:  # an event of a job this store does not hold
-        log.warning("event not recorded (%s): %r", exc, event)
-
-
-def apply_outcome(store: Store, outcome: Any, algorithm: str) -> None:
-    """Record a task's outcome and index its hits; a failure never overrides a cancellation."""
-    if outcome.state == "failed":
-        if store.get_job(outcome.job_id)["state"] != "cancelled":
-            store.finish_job(outcome.job_id, "failed", error=outcome.error)
-        return
-    store.finish_job(outcome.job_id, outcome.state, result_uri=outcome.result_uri, n_hits=outcome.n_hits,
-                     wall_seconds=outcome.wall_seconds)
-    if outcome.hits is not None:
-        store.index_result(outcome.job_id, obs_name_of(outcome.result_uri), algorithm, outcome.result_uri,
-                           outcome.header, outcome.hits)
-
-
 # -- commands ------------------------------------------------------------------------------------
 
 def submit(algorithm: str, inputs: Sequence[str], *, options: Sequence[str] = (), bucket: str | None = None,
            db: str | None = None, scheduler: str | None = None, max_attempts: int = 3, detach: bool = False,
-           force: bool = False, on_created: Created | None = None, on_progress: Progress | None = None,
+           force: bool = False, events: EventSettings | None = None, on_created: Created | None = None,
+           on_planned: Planned | None = None, on_progress: Progress | None = None,
            engine: Any = None) -> tuple[str, dict[str, int]]:
     """Create a campaign and run it (or detach from it); its id and counts by state.
 
+    A campaign of `dedoppler/search` also finds its cadences (`events`: from a list, else from the
+    inputs' headers) and runs each one's events stage once its six jobs have succeeded.
     `engine` (a `bl_reservoir.scale.engine.Engine`) lets several campaigns share one cluster.
     """
     from bl_reservoir.algorithms import get_algorithm
@@ -107,16 +79,37 @@ def submit(algorithm: str, inputs: Sequence[str], *, options: Sequence[str] = ()
     get_algorithm(algorithm)  # unknown names fail here, before any job exists
     if max_attempts < 1:
         raise UsageError(f"--max-attempts must be at least 1, not {max_attempts}")
+    events = events or EventSettings()
     uris = expand_inputs(inputs)
+    if events.cadences is not None:
+        given = [[_one_input(item) for item in six] for six in events.cadences]
+        events = replace(events, cadences=tuple(tuple(six) for six in given))
+        uris += [uri for six in given for uri in six if uri not in uris]
     if not uris:
         raise UsageError("no inputs given")
+    planned: tuple[list, list] = ([], [])
+    if algorithm == EVENTS_ALGORITHM and events.enabled:
+        planned = plan_cadences(uris, events)
     bucket_uri = _bucket_uri(bucket)
-    store = Store(settings.db_url(db, bucket))
-    cid = store.create_campaign(algorithm, uris, parameters=list(options), bucket=bucket_uri,
-                                max_attempts=max_attempts)
-    log.info("campaign %s: %d jobs of %s into %s", cid, len(uris), algorithm, bucket_uri)
-    return cid, _run(store, cid, store.list_jobs(cid), scheduler=scheduler, detach=detach, force=force,
+    stores = Stores.open(settings.db_url(db, bucket))
+    cid = stores.jobs.create_campaign(algorithm, uris, parameters=list(options), bucket=bucket_uri,
+                                      max_attempts=max_attempts)
+    jobs = stores.jobs.list_jobs(cid)
+    stores.cadences.add(cid, bucket_uri, planned[0], jobs={j["input_uri"]: j["id"] for j in jobs},
+                        parameters=events.parameters)
+    log.info("campaign %s: %d jobs of %s into %s, %d cadences", cid, len(uris), algorithm, bucket_uri,
+             len(planned[0]))
+    if on_planned:
+        on_planned(*planned)
+    return cid, _run(stores, cid, jobs, scheduler=scheduler, detach=detach, force=force,
                      on_created=on_created, on_progress=on_progress, engine=engine)
+
+
+def _one_input(item: str) -> str:
+    found = expand_inputs([item])
+    if len(found) != 1:
+        raise UsageError(f"{item}: a cadence list names one input per entry, not a pattern of {len(found)}")
+    return found[0]
 
 
 def resume(campaign: str, *, db: str | None = None, scheduler: str | None = None, detach: bool = False,
@@ -126,32 +119,33 @@ def resume(campaign: str, *, db: str | None = None, scheduler: str | None = None
     Safe after any crash: the runner skips a job whose complete result already exists, so no
     result is written twice, and a task still running on the same scheduler is joined, not copied.
     """
-    store = Store(settings.db_url(db))
-    store.get_campaign(campaign)
-    return _run(store, campaign, store.requeue(campaign, ["queued", "running"]), scheduler=scheduler,
+    stores = Stores.open(settings.db_url(db))
+    stores.jobs.get_campaign(campaign)
+    stores.cadences.requeue(campaign, ["queued", "running"])
+    return _run(stores, campaign, stores.jobs.requeue(campaign, ACTIVE), scheduler=scheduler,
                 detach=detach, on_created=on_created, on_progress=on_progress)
 
 
 def retry(campaign: str, *, db: str | None = None, scheduler: str | None = None, detach: bool = False,
           on_created: Created | None = None, on_progress: Progress | None = None) -> dict[str, int]:
-    """Re-submit the failed jobs (their attempts keep counting)."""
-    store = Store(settings.db_url(db))
-    store.get_campaign(campaign)
-    return _run(store, campaign, store.requeue(campaign, ["failed"]), scheduler=scheduler, detach=detach,
+    """Re-submit the failed jobs (their attempts keep counting) and the failed events stages."""
+    stores = Stores.open(settings.db_url(db))
+    stores.jobs.get_campaign(campaign)
+    stores.cadences.requeue(campaign, ["failed"])
+    return _run(stores, campaign, stores.jobs.requeue(campaign, ["failed"]), scheduler=scheduler, detach=detach,
                 on_created=on_created, on_progress=on_progress)
 
 
 def cancel(campaign: str, *, db: str | None = None, scheduler: str | None = None) -> int:
     """Cancel the queued and running jobs; tasks on a reachable scheduler are dropped too."""
-    store = Store(settings.db_url(db))
-    running = store.list_jobs(campaign, state=["queued", "running"])
+    store = JobStore(settings.db_url(db))
+    running = store.list_jobs(campaign, state=ACTIVE)
     n = store.cancel(campaign)
     address = settings.scheduler(scheduler)
     if address and running:
         from distributed import Client, Future
 
-        from bl_reservoir.scale.engine import task_key
-        from bl_reservoir.scale.tasks import cancel_event
+        from bl_reservoir.scale.tasks import cancel_event, task_key
 
         with Client(address, timeout="10s") as client:
             cancel_event(campaign, client).set()  # running jobs stop (their workers poll it)
@@ -159,19 +153,20 @@ def cancel(campaign: str, *, db: str | None = None, scheduler: str | None = None
     return n
 
 
-def _run(store: Store, campaign: str, jobs: list[dict], *, scheduler: str | None, detach: bool,
+def _run(stores: Stores, campaign: str, jobs: list[dict], *, scheduler: str | None, detach: bool,
          force: bool = False, on_created: Created | None = None, on_progress: Progress | None = None,
          engine: Any = None) -> dict[str, int]:
     from contextlib import nullcontext
 
     from bl_reservoir.scale.engine import Engine
 
+    store = stores.jobs
     row = store.get_campaign(campaign)
     address = settings.scheduler(scheduler)
     if detach and not address:
         raise UsageError("--detach needs a running scheduler (--scheduler or DASK_SCHEDULER_ADDRESS): "
                          "an embedded cluster ends with this process")
-    if not jobs:
+    if not jobs and not stores.cadences.count_cadences(campaign, state="waiting"):
         store.close_campaign(campaign)
         return store.campaign_counts(campaign)
     if on_created:
@@ -180,4 +175,4 @@ def _run(store: Store, campaign: str, jobs: list[dict], *, scheduler: str | None
         if detach:
             engine.detach(store, row, jobs, force=force)
             return store.campaign_counts(campaign)
-        return engine.run(store, row, jobs, force=force, on_progress=on_progress)
+        return engine.run(stores, row, jobs, force=force, on_progress=on_progress)

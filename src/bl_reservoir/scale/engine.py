@@ -21,19 +21,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bl_reservoir.errors import UsageError
-from bl_reservoir.scale import campaigns
-from bl_reservoir.scale.store import Store
-from bl_reservoir.scale.tasks import JobSpec, Outcome, cancel_event, run_task, topic_of
+from bl_reservoir.scale import event_stage
+from bl_reservoir.scale.event_stage import CadenceOutcome, CadenceSpec
+from bl_reservoir.scale.jobs import JobStore
+from bl_reservoir.scale.outcomes import Outcome, Stores, apply_event, apply_outcome, apply_stage
+from bl_reservoir.scale.tasks import JobSpec, cancel_event, job_of, run_task, task_key, topic_of
 
 log = logging.getLogger(__name__)
 
 _TICK_SECONDS = 0.1       # how often the submitter drains events and finished tasks
 _PROGRESS_SECONDS = 0.5   # how often it reads counts from the store for the progress callback
-
-
-def task_key(job_id: str) -> str:
-    """Dask key of a job: stable, so a resubmission joins a task still running on the cluster."""
-    return f"blr-{job_id}"
 
 
 class Engine:
@@ -59,7 +56,9 @@ class Engine:
                 with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                     shape = {"n_workers": slots, "threads_per_worker": 1, "host": "127.0.0.1"} if processes \
                         else {"n_workers": 1, "threads_per_worker": slots}
-                    self.cluster = LocalCluster(processes=processes, dashboard_address=None, **shape)
+                    # its HTTP server (health, metrics) on loopback and a free port: the default 8787 may
+                    # be taken (distributed then warns and leaks the socket it failed to bind)
+                    self.cluster = LocalCluster(processes=processes, dashboard_address="127.0.0.1:0", **shape)
                 self.client = Client(self.cluster)
         except OSError as exc:
             raise UsageError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
@@ -103,7 +102,7 @@ class Engine:
         self._executing = {key: address for address, keys in (found or {}).items() for key in keys}
         return self.resources_for(package)
 
-    def detach(self, store: Store, campaign: dict, jobs: Sequence[dict], *, force: bool = False) -> None:
+    def detach(self, store: JobStore, campaign: dict, jobs: Sequence[dict], *, force: bool = False) -> None:
         """Submit and leave: the tasks outlive this client and write the store themselves."""
         from distributed import fire_and_forget
 
@@ -115,11 +114,13 @@ class Engine:
         for job in jobs:
             fire_and_forget(self._submit(job, _spec(campaign, job, force), resources, None, store.url))
 
-    def run(self, store: Store, campaign: dict, jobs: Sequence[dict], *, force: bool = False,
+    def run(self, stores: Stores, campaign: dict, jobs: Sequence[dict], *, force: bool = False,
             on_progress: Callable[[dict[str, int]], None] | None = None) -> dict[str, int]:
-        """Run the jobs to the end, recording events and outcomes; the campaign's counts by state."""
+        """Run the jobs to the end, recording events and outcomes, and each cadence's events stage once
+        its six jobs succeeded; the campaign's counts by state."""
         from distributed import as_completed
 
+        store = stores.jobs
         cid = campaign["id"]
         topic = topic_of(cid)
         events: queue.SimpleQueue = queue.SimpleQueue()
@@ -129,16 +130,32 @@ class Engine:
         specs = {task_key(job["id"]): _spec(campaign, job, force) for job in jobs}
         pending = as_completed([self._submit(job, specs[task_key(job["id"])], resources, topic, None)
                                 for job in jobs])
+        stages: dict[str, CadenceSpec] = {}
+
+        def start_stages() -> None:
+            for spec in event_stage.ready_stages(store, stores.cadences, cid):
+                key = event_stage.task_key(cid, spec.cadence_id)
+                stages[key] = spec
+                stores.cadences.start(spec.cadence_id)
+                pending.add(self.client.submit(event_stage.run_stage, spec, key=key, pure=False,
+                                               resources=resources))
+
+        start_stages()   # cadences whose jobs had all succeeded before (resume, retry)
         losses: Counter[str] = Counter()
         last_progress = 0.0
         try:
             while not pending.is_empty():
                 _drain(store, events)
                 for future in pending.next_batch(block=False):
+                    if future.key in stages:
+                        self._stage_finished(stores, stages[future.key], future)
+                        continue
                     spec = specs[future.key]
                     _drain(store, events)   # the attempt event first, then the outcome
-                    if self._finished(store, campaign, spec, future, losses):
+                    if self._finished(stores, campaign, spec, future, losses):
                         pending.add(future)
+                    else:
+                        start_stages()
                 if time.monotonic() - last_progress > _PROGRESS_SECONDS:
                     last_progress = time.monotonic()
                     if store.get_campaign(cid)["state"] == "cancelled":
@@ -158,12 +175,23 @@ class Engine:
             on_progress(counts)
         return counts
 
-    def _finished(self, store: Store, campaign: dict, spec: JobSpec, future: Any, losses: Counter) -> bool:
+    @staticmethod
+    def _stage_finished(stores: Stores, spec: CadenceSpec, future: Any) -> None:
+        """Record a cadence's events stage; a lost or cancelled task fails it with one line (`retry` reruns it)."""
+        if future.status == "finished":
+            apply_stage(stores, future.result())
+            return
+        why = "cancelled" if future.status == "cancelled" else f"{type(future.exception()).__name__}: " \
+            f"{future.exception()}"
+        apply_stage(stores, CadenceOutcome(spec.cadence_id, "failed", error=f"cadence {spec.cadence_id}: {why}"))
+
+    def _finished(self, stores: Stores, campaign: dict, spec: JobSpec, future: Any, losses: Counter) -> bool:
         """Record a finished task; True when it was resubmitted after losing its worker."""
         from distributed.scheduler import KilledWorker
 
+        store = stores.jobs
         if future.status == "finished":
-            campaigns.apply_outcome(store, future.result(), campaign["algorithm"])
+            apply_outcome(stores, future.result(), campaign["algorithm"])
             return False
         if future.status == "cancelled":
             return False  # cancelled by the user or the cluster: the job stays unfinished, `resume` reruns it
@@ -179,15 +207,14 @@ class Engine:
             reason = f"{spec.input_uri}: worker lost on each of {attempts} attempts"
         else:
             reason = f"{spec.input_uri}: internal error {type(exc).__name__}: {exc}"
-        campaigns.apply_outcome(store, Outcome(spec.job_id, "failed", error=reason), campaign["algorithm"])
+        apply_outcome(stores, Outcome(spec.job_id, "failed", error=reason), campaign["algorithm"])
         return False
 
 
 def _executing_keys(dask_worker: Any) -> list[str]:
     """Keys of our tasks this worker is running, including ones whose client has gone (runs on workers)."""
     busy = ("executing", "long-running", "cancelled", "resumed")
-    return [str(key) for key, ts in dask_worker.state.tasks.items()
-            if ts.state in busy and str(key).startswith("blr-")]
+    return [str(key) for key, ts in dask_worker.state.tasks.items() if ts.state in busy and job_of(key)]
 
 
 def _spec(campaign: dict, job: dict, force: bool) -> JobSpec:
@@ -195,10 +222,10 @@ def _spec(campaign: dict, job: dict, force: bool) -> JobSpec:
                    tuple(campaign["parameters"]), force)
 
 
-def _drain(store: Store, events: queue.SimpleQueue) -> None:
+def _drain(store: JobStore, events: queue.SimpleQueue) -> None:
     while True:
         try:
             event = events.get_nowait()
         except queue.Empty:
             return
-        campaigns.apply_event(store, event)
+        apply_event(store, event)

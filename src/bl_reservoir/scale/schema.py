@@ -14,10 +14,14 @@ import sqlalchemy as sa
 
 log = logging.getLogger(__name__)
 
-#: Job states; `FINISHED` ones are never re-run by `resume`.
-JOB_STATES = ("queued", "running", "succeeded", "failed", "skipped", "cancelled")
-FINISHED = ("succeeded", "skipped", "cancelled")
-DONE = ("succeeded", "skipped")
+#: Every job state, in the order a job goes through them.
+JOB_STATES = ("queued", "running", "succeeded", "skipped", "failed", "cancelled")
+#: Not over yet: `resume` re-submits these, `cancel` stops them, a campaign stays active while any is.
+ACTIVE = ("queued", "running")
+#: Over: nothing changes them but a user's `retry`; progress bars count these.
+ENDED = ("succeeded", "skipped", "failed", "cancelled")
+#: Over with a complete result in the bucket.
+SUCCEEDED = ("succeeded", "skipped")
 
 metadata = sa.MetaData()
 
@@ -103,12 +107,76 @@ hits = sa.Table(
 )
 
 
+#: Cadences (C8): six observations, ON first, and the state of their events stage in a campaign.
+cadences = sa.Table(
+    "cadences", metadata,
+    sa.Column("id", sa.String(500), primary_key=True),       # the observation name of the first ON
+    sa.Column("campaign", sa.String(32), index=True),         # the campaign that last staged it
+    sa.Column("target", sa.String(200), index=True),
+    sa.Column("mjd", sa.Float, index=True),                   # tstart of the first ON
+    sa.Column("band", sa.String(16)),
+    sa.Column("fmin_mhz", sa.Float),
+    sa.Column("fmax_mhz", sa.Float),
+    sa.Column("bucket", sa.String(1000), nullable=False),
+    sa.Column("parameters", sa.JSON, nullable=False),         # of the event search (filter threshold, ...)
+    sa.Column("state", sa.String(16), nullable=False, index=True),  # CADENCE_STATES
+    sa.Column("error", sa.Text),
+    sa.Column("n_events", sa.Integer),
+    sa.Column("events_uri", sa.String(2000)),                 # <bucket>/cadences/<id>/events
+    sa.Column("updated", sa.String(32), nullable=False),
+)
+
+cadence_members = sa.Table(
+    "cadence_members", metadata,
+    sa.Column("cadence", sa.String(500), sa.ForeignKey("cadences.id"), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),      # 0..5; ON at 0, 2, 4
+    sa.Column("obs_name", sa.String(500), nullable=False, index=True),
+    sa.Column("input_uri", sa.String(2000), nullable=False),
+    sa.Column("job", sa.String(32)),                          # its dedoppler job in the campaign
+)
+
+#: Candidate events of a cadence: a signal in the ONs and none of the OFFs.
+cadence_events = sa.Table(
+    "cadence_events", metadata,
+    sa.Column("cadence", sa.String(500), sa.ForeignKey("cadences.id"), primary_key=True),
+    sa.Column("n", sa.Integer, primary_key=True),             # event_NNN.png
+    sa.Column("frequency_mhz", sa.Float, nullable=False, index=True),
+    sa.Column("drift_rate", sa.Float),                        # Hz/s, of its hit in the first ON
+    sa.Column("snr", sa.Float),                               # the highest of its hits
+    sa.Column("n_ons", sa.Integer, nullable=False),
+    sa.Column("picture", sa.String(200)),
+)
+
+#: The hits an event joins: one per ON it was found in, each a row of that observation's result.
+cadence_event_hits = sa.Table(
+    "cadence_event_hits", metadata,
+    sa.Column("cadence", sa.String(500), primary_key=True),
+    sa.Column("n", sa.Integer, primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("obs_name", sa.String(500), nullable=False, index=True),
+    sa.Column("row", sa.Integer, nullable=False),             # row of info_df.parquet (the .dat's Top_Hit_# - 1)
+    sa.Column("frequency_mhz", sa.Float, nullable=False),
+    sa.Column("drift_rate", sa.Float),
+    sa.Column("snr", sa.Float),
+    sa.ForeignKeyConstraint(["cadence", "n"], ["cadence_events.cadence", "cadence_events.n"]),
+)
+
+#: A cadence's events stage: `waiting` for its six jobs, `queued` and `running` as a task, then
+#: `succeeded` or `failed` (a job of it failed, or the event search did).
+CADENCE_STATES = ("waiting", "queued", "running", "succeeded", "failed")
+CADENCE_ACTIVE = ("waiting", "queued", "running")
+
+
 def _v1(conn: sa.Connection) -> None:
-    metadata.create_all(conn)
+    metadata.create_all(conn)   # every table (checkfirst): later steps find theirs and skip them
+
+
+def _v2(conn: sa.Connection) -> None:
+    metadata.create_all(conn, tables=[cadences, cadence_members, cadence_events, cadence_event_hits])
 
 
 #: Step i brings a database from version i to version i + 1 (index 0: empty -> 1).
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1]
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2]
 VERSION = len(MIGRATIONS)
 
 

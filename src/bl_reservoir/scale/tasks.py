@@ -10,19 +10,36 @@ Dask's retry machinery.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from bl_reservoir import runner
 from bl_reservoir.errors import JobFailed, ReservoirError
-from bl_reservoir.results import to_jsonable, utcnow
+from bl_reservoir.results import read_results, to_jsonable, utcnow
+from bl_reservoir.scale import event_stage
+from bl_reservoir.scale.index import INDEXED_COLUMNS
+from bl_reservoir.scale.jobs import JobStore
+from bl_reservoir.scale.outcomes import ATTEMPT, Outcome, Stores, apply_event, apply_outcome, apply_stage
 
 log = logging.getLogger(__name__)
 
-#: The event a task emits first, before the runner starts: the store counts attempts from it.
-ATTEMPT = "attempt"
-_INDEX_COLUMNS = ("freqs", "drift_rate", "snr", "statistic")
+#: Every Dask key of ours starts with it: `blr-<job id>`.
+TASK_PREFIX = "blr-"
+_JOB_KEY = re.compile(re.escape(TASK_PREFIX) + r"([0-9a-f]{16})")
+
+
+def task_key(job_id: str) -> str:
+    """Dask key of a job: stable, so a resubmission joins a task still running on the cluster."""
+    return f"{TASK_PREFIX}{job_id}"
+
+
+def job_of(key: Any) -> str | None:
+    """The job id of one of our jobs' Dask keys; None for any other task (a cadence's events stage too)."""
+    found = _JOB_KEY.fullmatch(str(key))
+    return found.group(1) if found else None
 
 
 @dataclass(frozen=True)
@@ -36,21 +53,7 @@ class JobSpec:
     bucket: str
     options: tuple[str, ...] = ()
     force: bool = False
-    timeout: float = 6 * 3600.0   # seconds
-
-
-@dataclass
-class Outcome:
-    """What a task returns: the job's final state and, for a result, what the hits index needs."""
-
-    job_id: str
-    state: str                                   # succeeded | skipped | failed
-    result_uri: str | None = None
-    n_hits: int | None = None
-    wall_seconds: float | None = None
-    error: str | None = None
-    header: dict[str, Any] = field(default_factory=dict)
-    hits: Any = None                              # info_df columns the index needs (DataFrame)
+    timeout: float = runner.DEFAULT_TIMEOUT_S   # seconds
 
 
 def topic_of(campaign: str) -> str:
@@ -98,11 +101,9 @@ def _cancelled_check(campaign: str) -> Callable[[], bool] | None:
     return cancelled
 
 
-def _sink(topic: str | None, store: Any) -> Callable[[dict], None]:
+def _sink(topic: str | None, store: JobStore | None) -> Callable[[dict], None]:
     if store is not None:
-        from bl_reservoir.scale import campaigns
-
-        return lambda event: campaigns.apply_event(store, event)
+        return lambda event: apply_event(store, event)
     if topic:
         from distributed import get_worker
 
@@ -113,12 +114,8 @@ def _sink(topic: str | None, store: Any) -> Callable[[dict], None]:
 
 def run_task(spec: JobSpec, topic: str | None = None, db_url: str | None = None) -> Outcome:
     """Run one job on this worker (called by Dask); every outcome is returned, none raised."""
-    from bl_reservoir import runner
-
-    from bl_reservoir.scale.store import Store
-
-    store = Store(db_url) if db_url else None
-    emit = _sink(topic, store)
+    stores = Stores.open(db_url) if db_url else None
+    emit = _sink(topic, stores.jobs if stores else None)
     emit({"event": ATTEMPT, "time": utcnow(), "job": spec.job_id, "worker": _worker_address()})
     try:
         result = runner.run_job(spec.algorithm, spec.input_uri, bucket=spec.bucket, options=spec.options,
@@ -130,23 +127,47 @@ def run_task(spec: JobSpec, topic: str | None = None, db_url: str | None = None)
         outcome = Outcome(spec.job_id, "failed", error=exc.reason)
     except ReservoirError as exc:  # the runner should wrap these; never let one look like worker loss
         outcome = Outcome(spec.job_id, "failed", error=str(exc))
-    if store is not None:
-        from bl_reservoir.scale import campaigns
+    if stores is not None:
+        apply_outcome(stores, outcome, spec.algorithm)
+        for stage in event_stage.ready_stages(stores.jobs, stores.cadences, spec.campaign):
+            _start_detached_stage(stage, db_url)
+        stores.jobs.close_campaign(spec.campaign)
+        stores.close()
+    return outcome
 
-        campaigns.apply_outcome(store, outcome, spec.algorithm)
-        store.close_campaign(spec.campaign)
-        store.close()
+
+def _start_detached_stage(spec: event_stage.CadenceSpec, db_url: str) -> None:
+    """A detached campaign's events stage, submitted from the task whose job completed the cadence, to run
+    on a worker that serves this package (as its jobs do) and write the stores itself."""
+    from distributed import fire_and_forget, get_client, get_worker
+
+    package = event_stage.EVENTS_ALGORITHM.split("/", 1)[0]
+    resources = {package: 1} if package in (get_worker().state.total_resources or {}) else None
+    client = get_client()
+    Stores.open(db_url).cadences.start(spec.cadence_id)
+    fire_and_forget(client.submit(run_detached_stage, spec, db_url, key=event_stage.task_key(spec.campaign,
+                                                                                               spec.cadence_id),
+                                  pure=False, resources=resources))
+
+
+def run_detached_stage(spec: event_stage.CadenceSpec, db_url: str) -> event_stage.CadenceOutcome:
+    """`event_stage.run_stage`, recording its outcome in the stores (a detached campaign has no submitter)."""
+    outcome = event_stage.run_stage(spec)
+    stores = Stores.open(db_url)
+    try:
+        apply_stage(stores, outcome)
+        stores.jobs.close_campaign(spec.campaign)
+    finally:
+        stores.close()
     return outcome
 
 
 def _attach_index(outcome: Outcome) -> None:
     """Read the result's header and hits here, where the bucket is at hand, for the hits index."""
-    from bl_reservoir.results import read_results
-
     try:
         found = read_results(outcome.result_uri, stamps=False)
     except ReservoirError as exc:
         log.warning("%s: not indexed (%s)", outcome.result_uri, exc)
         return
     outcome.header = found.header
-    outcome.hits = found.hits[[c for c in _INDEX_COLUMNS if c in found.hits.columns]]
+    outcome.hits = found.hits[[c for c in INDEXED_COLUMNS if c in found.hits.columns]]

@@ -207,7 +207,7 @@ def campaign_runner(bucket: str, scheduler: str, store_path: str | os.PathLike, 
     synthetic files never enter the main store. The workers must be able to read the input paths.
     """
     from bl_reservoir.scale import campaigns
-    from bl_reservoir.scale.store import Store
+    from bl_reservoir.scale.jobs import JobStore
 
     def run(algorithm: str, inputs: Sequence[Path], options: Sequence[str]):
         uris = [str(Path(p).resolve()) for p in inputs]
@@ -215,7 +215,7 @@ def campaign_runner(bucket: str, scheduler: str, store_path: str | os.PathLike, 
         Path(store_path).parent.mkdir(parents=True, exist_ok=True)
         cid, _ = campaigns.submit(algorithm, uris, options=tuple(options), bucket=bucket, db=db,
                                   scheduler=scheduler, force=force, max_attempts=1)
-        jobs = Store(db).list_jobs(cid)
+        jobs = JobStore(db).list_jobs(cid)
         failed = [j for j in jobs if j["state"] not in ("succeeded", "skipped")]
         if failed:
             raise JobFailed(f"{algorithm}: campaign {cid}: {len(failed)} of {len(jobs)} jobs did not succeed "

@@ -77,17 +77,17 @@ def write(doc: Mapping[str, Any], out_dir: str | os.PathLike) -> list[Path]:
 def upload(paths: Sequence[Path], bucket: str, name: str) -> str:
     """Copy the report files to `<bucket>/sensitivity/<name>/`; returns that URI."""
     from bl_reservoir.errors import UploadError
-    from bl_reservoir.storage import open_bucket
+    from bl_reservoir.storage import SENSITIVITY, open_bucket
 
     fs, root = open_bucket(bucket)
-    dest = f"{root.rstrip('/')}/sensitivity/{name}"
+    dest = f"{root.rstrip('/')}/{SENSITIVITY}/{name}"
     try:
         fs.makedirs(dest, exist_ok=True)
         for path in paths:
             fs.put_file(str(path), f"{dest}/{path.name}")
     except OSError as exc:
-        raise UploadError(bucket, f"cannot write sensitivity/{name}: {exc}") from None
-    return f"{bucket.rstrip('/')}/sensitivity/{name}"
+        raise UploadError(bucket, f"cannot write {SENSITIVITY}/{name}: {exc}") from None
+    return f"{bucket.rstrip('/')}/{SENSITIVITY}/{name}"
 
 
 def _ok(doc: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from bl_reservoir.errors import ReservoirError, UsageError
 from bl_reservoir.results import to_jsonable
 from bl_reservoir.scale import schema
+from bl_reservoir.web import cadences as cadence_views
 from bl_reservoir.web import jobs as campaign_views
 from bl_reservoir.web import observations as views
 from bl_reservoir.web.bucket import NotInBucket, ResultRef, check_names
@@ -134,6 +135,25 @@ def search_hits(request: Request, fmin: float | None = None, fmax: float | None 
     return {"offset": offset, "limit": limit, "items": items}
 
 
+@router.get("/api/cadences", tags=["cadences"])
+def list_cadences(request: Request, limit: Limit = 50, offset: Offset = 0) -> dict[str, Any]:
+    """Cadences (C8), newest first: target, MJD, band, files, events, and the state of their events stage."""
+    return cadence_views.list_cadences(_state(request), limit, offset)
+
+
+@router.get("/api/cadences/{cadence_id}", tags=["cadences"])
+def get_cadence(request: Request, cadence_id: str) -> dict[str, Any]:
+    """One cadence: its six observations (ON first) and each candidate event with the hits it joins."""
+    return cadence_views.cadence(_state(request), cadence_id)
+
+
+@router.get("/api/cadences/{cadence_id}/events/{n}.png", tags=["pictures"], response_class=Response,
+            responses={200: {"content": {"image/png": {}}}})
+def event_png(request: Request, cadence_id: str, n: int) -> Response:
+    """Event `n`'s six waterfalls stacked in time on one colour scale, the drift path drawn beside the track."""
+    return _png(request, *cadence_views.event_picture(_state(request), cadence_id, n))
+
+
 @router.get("/api/sensitivity", tags=["observations"])
 def sensitivity_reports(request: Request) -> dict[str, Any]:
     """Saved sensitivity reports (`<bucket>/sensitivity/<report>/`)."""
@@ -146,7 +166,8 @@ def sensitivity_reports(request: Request) -> dict[str, Any]:
              responses={401: {"description": "missing or wrong token"}, 403: {"description": "writes are off"}})
 def submit(request: Request, body: JobRequest) -> dict[str, Any]:
     """Start a campaign of `algorithm` over `inputs` (needs `Authorization: Bearer <token>`)."""
-    from bl_reservoir.storage import INPUT_SCHEMES, open_bucket, scheme
+    from bl_reservoir.io.fetch import INPUT_SCHEMES, scheme
+    from bl_reservoir.storage import open_bucket
 
     state = _state(request)
     bucket = body.bucket or state.bucket_uri
@@ -162,7 +183,7 @@ def submit(request: Request, body: JobRequest) -> dict[str, Any]:
                                      parameters=body.parameters, max_attempts=body.max_attempts, force=body.force)
     except ReservoirError as exc:
         raise HTTPException(422, str(exc)) from None
-    return {"campaign": cid, "jobs": [j["id"] for j in state.store.list_jobs(cid)]}
+    return {"campaign": cid, "jobs": [j["id"] for j in state.jobs.list_jobs(cid)]}
 
 
 @writes.post("/api/reindex", tags=["observations"])
@@ -176,13 +197,13 @@ def list_jobs(request: Request, campaign: Annotated[str | None, Query(max_length
               state: Literal[schema.JOB_STATES] | None = None,  # type: ignore[valid-type]
               limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
     """Jobs (optionally of one campaign, in one state): state, attempts, worker, timings, error."""
-    rows = _state(request).store.list_jobs(campaign=campaign, state=state, limit=limit, offset=offset)
+    rows = _state(request).jobs.list_jobs(campaign=campaign, state=state, limit=limit, offset=offset)
     return {"offset": offset, "limit": limit, "items": to_jsonable(rows)}
 
 
 def _job(request: Request, job_id: str) -> dict[str, Any]:
     try:
-        return _state(request).store.get_job(job_id)
+        return _state(request).jobs.get_job(job_id)
     except UsageError:
         raise HTTPException(404, f"no job {job_id}") from None
 
@@ -192,7 +213,7 @@ def get_job(request: Request, job_id: str) -> dict[str, Any]:
     """One job with its events and the log of its result (`log.txt`)."""
     state = _state(request)
     job = _job(request, job_id)
-    events = state.store.job_events(job_id)
+    events = state.jobs.job_events(job_id)
     return to_jsonable({**job, "events": events, "log": _log_of(state, job)})
 
 
@@ -211,12 +232,12 @@ def _log_of(state: Any, job: dict[str, Any]) -> str | None:
 @router.get("/api/campaigns", tags=["jobs"])
 def list_campaigns(request: Request, limit: Limit = 50) -> dict[str, Any]:
     """The newest campaigns with job counts per state and progress."""
-    return {"items": to_jsonable(campaign_views.campaigns_snapshot(_state(request).store, limit))}
+    return {"items": to_jsonable(campaign_views.campaigns_snapshot(_state(request).jobs, limit))}
 
 
 def _campaign(request: Request, campaign_id: str) -> dict[str, Any]:
     try:
-        return campaign_views.campaign_snapshot(_state(request).store, campaign_id)
+        return campaign_views.campaign_snapshot(_state(request).jobs, campaign_id)
     except UsageError:
         raise HTTPException(404, f"no campaign {campaign_id}") from None
 
@@ -224,7 +245,7 @@ def _campaign(request: Request, campaign_id: str) -> dict[str, Any]:
 @router.get("/api/campaigns/events", tags=["jobs"], response_class=StreamingResponse)
 async def campaigns_events(request: Request) -> StreamingResponse:
     """Server-sent events: the newest campaigns' progress, each time it changes."""
-    store = _state(request).store
+    store = _state(request).jobs
     return _stream(request, lambda: campaign_views.campaigns_snapshot(store), lambda _: False)
 
 
@@ -238,7 +259,7 @@ def get_campaign(request: Request, campaign_id: str) -> dict[str, Any]:
 async def campaign_events(request: Request, campaign_id: str) -> StreamingResponse:
     """Server-sent events: the campaign's snapshot each time it changes; ends when it is over."""
     await run_in_threadpool(_campaign, request, campaign_id)
-    store = _state(request).store
+    store = _state(request).jobs
     return _stream(request, lambda: campaign_views.campaign_snapshot(store, campaign_id),
                    lambda snap: snap["state"] != "active" and snap["progress"]["ended"] == snap["progress"]["total"])
 
@@ -247,7 +268,7 @@ async def campaign_events(request: Request, campaign_id: str) -> StreamingRespon
 async def job_events(request: Request, job_id: str) -> StreamingResponse:
     """Server-sent events: the job's events as they are recorded (resumes after `Last-Event-ID`)."""
     await run_in_threadpool(_job, request, job_id)
-    store = _state(request).store
+    store = _state(request).jobs
     try:
         after = int(request.headers.get("last-event-id", "0"))
     except ValueError:
@@ -263,7 +284,7 @@ async def job_events(request: Request, job_id: str) -> StreamingResponse:
                 yield heartbeat.sent(_sse(to_jsonable(event), kind=event["kind"], event_id=after))
             if not found:
                 job = await run_in_threadpool(store.get_job, job_id)
-                if job["state"] in (*schema.FINISHED, "failed"):
+                if job["state"] in schema.ENDED:
                     yield _sse(to_jsonable(job), kind="end")
                     return
             await asyncio.sleep(SSE_POLL_S)
@@ -322,7 +343,7 @@ def _stream(request: Request, snapshot: Callable[[], Any], done: Callable[[Any],
 def workers(request: Request) -> dict[str, Any]:
     """The engine's Dask workers: CPU, memory, current job, algorithms served."""
     state = _state(request)
-    return to_jsonable(state.workers.describe(state.store))
+    return to_jsonable(state.workers.describe(state.jobs))
 
 
 router.include_router(writes)

@@ -1,8 +1,8 @@
 """The FastAPI application: one `WebState` (bucket, job store, caches, submitter) behind the routes.
 
 `create_app` resolves settings once (flags, then environment, contract C5) and builds the app;
-`bl-reservoir serve` runs it under uvicorn. Observations are listed from the job store's index;
-the bucket is scanned only by an explicit reindex, or at start-up when the store is empty.
+`bl-reservoir serve` runs it under uvicorn. Observations are listed from the hits index;
+the bucket is scanned only by an explicit reindex, or at start-up when the index is empty.
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ HERE = Path(__file__).parent
 
 @dataclass
 class WebState:
-    """Everything the routes share; thread-safe (the store and caches lock themselves)."""
+    """Everything the routes share; thread-safe (the stores and caches lock themselves)."""
 
     bucket_uri: str
-    store: Any
+    jobs: Any       # scale.jobs.JobStore
+    index: Any      # scale.index.HitIndex
+    cadences: Any   # scale.cadences.CadenceStore
     token: str | None
     auth_read: bool
     scheduler: str | None
@@ -63,7 +65,7 @@ class WebState:
         else the default bucket; raises `NotInBucket` for unsafe names."""
         check_names(obs, package, name)
         ref = ResultRef(obs, package, name)
-        found = self.store.get_observation(obs)
+        found = self.index.get_observation(obs)
         uri = next((r["result_uri"] for r in (found or {}).get("results", []) if r["algorithm"] == ref.algorithm),
                    None)
         suffix = f"/{obs}/{package}/{name}"
@@ -80,14 +82,41 @@ class WebState:
             for ref in bucket.scan():
                 try:
                     _, version = bucket.manifest(ref)
-                    self.store.index_result(None, ref.obs, ref.algorithm, bucket.result_uri(ref),
+                    self.index.index_result(None, ref.obs, ref.algorithm, bucket.result_uri(ref),
                                             bucket.header(ref, version), bucket.hits(ref, version))
                     n += 1
                 except (NotInBucket, ReservoirError, ValueError, OSError) as exc:
                     log.warning("%s: not indexed (%s)", bucket.result_uri(ref), exc)
+            n_cadences = self._reindex_cadences(bucket)
         finally:
             self.indexing = False
-        log.info("indexed %d results from %s", n, self.bucket_uri)
+        log.info("indexed %d results and %d cadences from %s", n, n_cadences, self.bucket_uri)
+        return n
+
+    def _reindex_cadences(self, bucket: Bucket) -> int:
+        """Restore each cadence whose events folder is complete in the bucket (its manifest names the six
+        observations, `events.parquet` holds the events); the indexed observations give target and band."""
+        from bl_reservoir.io.cadence import Cadence, ObservationSummary
+        from bl_reservoir.scale.event_stage import event_records
+        from bl_reservoir.storage import events_uri
+
+        n = 0
+        for cadence_id, manifest, events, pictures in bucket.cadences():
+            try:
+                members = manifest["cadence"]["members"]
+                summaries = []
+                for m in members:
+                    row = self.index.get_observation(m["obs_name"]) or {}
+                    summaries.append(ObservationSummary(m["input"], row.get("source") or "", row.get("mjd") or 0.0,
+                                                        row.get("fmin_mhz") or 0.0, row.get("fmax_mhz") or 0.0))
+                records = event_records(events, [m["obs_name"] for m in members], pictures)
+                self.cadences.add(manifest.get("campaign"), bucket.uri, [Cadence(tuple(summaries))], jobs={},
+                                  parameters=manifest.get("parameters") or {})
+                self.cadences.finish(cadence_id, "succeeded", n_events=len(records),
+                                     events_uri=events_uri(bucket.uri, cadence_id), events=records)
+                n += 1
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("%s: cadence %s not indexed (%s)", bucket.uri, cadence_id, exc)
         return n
 
 
@@ -110,10 +139,11 @@ def create_app(bucket: str | None = None, db: str | None = None, token: str | No
     PNGs are kept in memory (0 renders every request: the benchmark's anchor); `render_processes`
     > 0 draws full waterfalls in that many processes (0: in the request's thread).
     """
-    from bl_reservoir.scale.store import Store
+    from bl_reservoir.scale.outcomes import Stores
 
     bucket_uri = settings.bucket(bucket)
-    state = WebState(bucket_uri=bucket_uri, store=Store(settings.db_url(db, bucket_uri)),
+    stores = Stores.open(settings.db_url(db, bucket_uri))
+    state = WebState(bucket_uri=bucket_uri, jobs=stores.jobs, index=stores.index, cadences=stores.cadences,
                      token=settings.token() if token is None else (token or None), auth_read=auth_read,
                      scheduler=settings.scheduler(scheduler), pictures=PictureCache(picture_cache_size),
                      renderer=Renderer(render_processes))
@@ -121,7 +151,7 @@ def create_app(bucket: str | None = None, db: str | None = None, token: str | No
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         threading.Thread(target=_warm_imports, name="bl-reservoir-warm", daemon=True).start()
-        if index_on_start and state.store.count_observations() == 0:
+        if index_on_start and state.index.count_observations() == 0:
             state.indexing = True
             app.state.indexer = threading.Thread(target=state.reindex, name="bl-reservoir-reindex", daemon=True)
             app.state.indexer.start()
@@ -129,7 +159,7 @@ def create_app(bucket: str | None = None, db: str | None = None, token: str | No
         state.submitter.close()
         state.renderer.close()
         state.workers.close()
-        state.store.close()
+        state.jobs.close()   # the three stores share its engine
 
     app = FastAPI(title="BL@Scale", version=__version__, lifespan=lifespan,
                   description="Results of SETI searches over Breakthrough Listen observations, and the campaigns "
@@ -137,7 +167,7 @@ def create_app(bucket: str | None = None, db: str | None = None, token: str | No
     from bl_reservoir.web.jobs import Submitter
     from bl_reservoir.web.workers import WorkerView
 
-    state.submitter = Submitter(state.store.url, state.scheduler)
+    state.submitter = Submitter(state.jobs.url, state.scheduler)
     state.workers = WorkerView(state.scheduler)
     app.state.web = state
     app.state.indexer = None

@@ -25,12 +25,12 @@ import numpy as np
 import pandas as pd
 
 from bl_reservoir.results import HEADER_JSON, INFO_PARQUET, MANIFEST, STAMPS
+from bl_reservoir.storage import CADENCES, RESERVED, SENSITIVITY
 
 log = logging.getLogger(__name__)
 
 #: Folder names a URL may name: no separators, no dot-only names, no control characters.
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+\-]{0,199}")
-SENSITIVITY = "sensitivity"
 LOG_FILE = "log.txt"
 
 
@@ -125,6 +125,10 @@ class Bucket:
     def result_uri(self, ref: ResultRef) -> str:
         return f"{self.uri.rstrip('/')}/{ref.obs}/{ref.package}/{ref.name}"
 
+    def read(self, *names: str) -> bytes:
+        """The bytes of `<bucket>/<names...>` (each a safe name); `NotInBucket` when missing."""
+        return self._cat(self.path(*names))
+
     def _cat(self, path: str) -> bytes:
         try:
             return self.fs.cat_file(path)
@@ -203,7 +207,7 @@ class Bucket:
         """Every complete result in the bucket (one listing of the whole bucket: for reindexing only)."""
         for path in sorted(self.fs.glob(f"{self.root}/*/*/*/{MANIFEST}")):
             ref = self._ref_of(path)
-            if ref is not None and ref.obs != SENSITIVITY:
+            if ref is not None and ref.obs not in RESERVED:
                 yield ref
 
     def _ref_of(self, manifest_path: str) -> ResultRef | None:
@@ -211,6 +215,24 @@ class Bucket:
         if len(parts) < 4 or not all(safe_name(p) for p in parts[-4:-1]):
             return None
         return ResultRef(*parts[-4:-1])
+
+    # -- cadences' events folders (written by a campaign's events stage) ------------------------
+
+    def cadences(self) -> Iterator[tuple[str, dict[str, Any], pd.DataFrame, list[str]]]:
+        """(cadence id, manifest, events table, picture names) of every complete events folder (reindexing)."""
+        for path in sorted(self.fs.glob(f"{self.path(CADENCES)}/*/events/{MANIFEST}")):
+            cadence_id = self.fs._strip_protocol(path).rstrip("/").split("/")[-3]
+            if not safe_name(cadence_id):
+                continue
+            try:
+                manifest = json.loads(self.read(CADENCES, cadence_id, "events", MANIFEST))
+                events = pd.read_parquet(io.BytesIO(self.read(CADENCES, cadence_id, "events", "events.parquet")))
+                names = self.fs.ls(self.path(CADENCES, cadence_id, "events"), detail=False)
+            except (NotInBucket, ValueError, OSError) as exc:
+                log.warning("%s/%s/%s: not read (%s)", self.uri, CADENCES, cadence_id, exc)
+                continue
+            pictures = [n.rstrip("/").rsplit("/", 1)[-1] for n in names if n.endswith(".png")]
+            yield cadence_id, manifest, events, pictures
 
     # -- sensitivity reports (written by `bl-reservoir sensitivity`) -------------------------
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bl_reservoir.io.header import BL_FINE_FOFF_HZ, BL_FINE_N_TIME, BL_FINE_TSAMP_S
 from bl_reservoir.results import to_jsonable
 
 
@@ -80,7 +81,7 @@ def strongest(hits: pd.DataFrame, n: int) -> list[int]:
 
 def match_tolerance_mhz(hit: dict[str, Any], header: dict[str, Any], width: int = 256) -> float:
     """How far apart (MHz) two algorithms' reports of one signal may be: half a stamp plus the drift."""
-    foff_mhz = abs(float(header.get("foff") or 2.7939677238464355e-6))
-    duration = float(header.get("tsamp") or 18.253611008) * 16
+    foff_mhz = abs(float(header.get("foff") or BL_FINE_FOFF_HZ * 1e-6))
+    duration = float(header.get("tsamp") or BL_FINE_TSAMP_S) * BL_FINE_N_TIME
     drift = abs(float(hit.get("drift_rate") or 0.0)) * duration * 1e-6
     return width / 2 * foff_mhz + drift

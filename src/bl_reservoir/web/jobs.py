@@ -19,10 +19,6 @@ from bl_reservoir.scale import schema
 
 log = logging.getLogger(__name__)
 
-#: Job states that count as finished for a progress bar.
-ENDED = ("succeeded", "skipped", "failed", "cancelled")
-
-
 class Submitter:
     """Starts campaigns through `bl_reservoir.scale.campaigns.submit`, each driven by its own thread."""
 
@@ -74,7 +70,7 @@ class Submitter:
 def progress(counts: dict[str, int]) -> dict[str, Any]:
     """Totals and percent done of one campaign's `{state: n}` counts."""
     total = sum(counts.values())
-    ended = sum(counts.get(s, 0) for s in ENDED)
+    ended = sum(counts.get(s, 0) for s in schema.ENDED)
     return {"total": total, "ended": ended, "percent": round(100.0 * ended / total, 1) if total else 100.0}
 
 

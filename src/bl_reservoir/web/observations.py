@@ -1,6 +1,6 @@
 """Observations, their results and hits, as both the JSON API and the pages present them.
 
-Lists come from the job store's index (fast at any size); one observation's details and
+Lists come from the hits index (fast at any size); one observation's details and
 pictures come from its results folders in the bucket, read without unpickling.
 """
 
@@ -22,11 +22,11 @@ _MANIFEST_FIELDS = ("algorithm", "parameters", "input", "started_at", "finished_
 
 def list_observations(state: Any, search: str | None, sort: str, descending: bool, limit: int,
                       offset: int) -> dict[str, Any]:
-    """One page of the store's observations, with the total matching `search`."""
-    store = state.store
-    items = store.list_observations(search=search or None, sort=sort, descending=descending, limit=limit,
+    """One page of the indexed observations, with the total matching `search`."""
+    index = state.index
+    items = index.list_observations(search=search or None, sort=sort, descending=descending, limit=limit,
                                     offset=offset)
-    return {"total": store.count_observations(search or None), "offset": offset, "limit": limit,
+    return {"total": index.count_observations(search or None), "offset": offset, "limit": limit,
             "items": [to_jsonable(i) for i in items], "indexing": state.indexing}
 
 
@@ -40,7 +40,7 @@ def result(state: Any, obs: str, package: str, name: str) -> tuple[Bucket, Resul
 def observation(state: Any, obs: str) -> dict[str, Any]:
     """Header and one entry per algorithm result (index first, bucket listing as a fallback)."""
     check_names(obs)
-    row = state.store.get_observation(obs)
+    row = state.index.get_observation(obs)
     if row is not None:
         algorithms = [r["algorithm"] for r in row.get("results", [])]
     else:
@@ -87,7 +87,7 @@ def hit(state: Any, obs: str, package: str, name: str, i: int) -> dict[str, Any]
     others = []
     if fields.get("freqs") is not None:
         tol = hit_table.match_tolerance_mhz(fields, header)
-        for found in state.store.query_hits(observation=obs, fmin=fields["freqs"] - tol,
+        for found in state.index.query_hits(observation=obs, fmin=fields["freqs"] - tol,
                                             fmax=fields["freqs"] + tol, limit=50):
             if found["algorithm"] != ref.algorithm:
                 others.append({"algorithm": found["algorithm"], "i": found["row"],
@@ -126,8 +126,8 @@ def overview_picture(state: Any, obs: str, package: str, name: str) -> tuple[byt
 
 
 def search_hits(state: Any, **filters: Any) -> list[dict[str, Any]]:
-    """Hits across observations from the store's index, each with its page's path."""
-    rows = state.store.query_hits(**filters)
+    """Hits across observations from the hits index, each with its page's path."""
+    rows = state.index.query_hits(**filters)
     for row in rows:
         package, _, name = row["algorithm"].partition("/")
         row["package"], row["name"] = package, name

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from bl_reservoir.errors import ReservoirError, UsageError
+from bl_reservoir.web import cadences as cadence_views
 from bl_reservoir.web import jobs as campaign_views
 from bl_reservoir.web import observations as views
 from bl_reservoir.web.bucket import NotInBucket, check_names
@@ -87,13 +88,27 @@ def observation_page(request: Request, obs: str) -> HTMLResponse:
         page = views.hits_page(state, obs, res["package"], res["name"], HitFilter(), strength, strength is not None,
                                FIRST_ROWS, 0)
         res["rows"], res["table_columns"] = page["items"], page["columns"]
-    return _render(request, "observation.html", obs=found)
+    return _render(request, "observation.html", obs=found, cadences=cadence_views.cadences_of(state, obs))
 
 
 @pages.get("/observations/{obs}/{package}/{name}/hits/{i}")
 def hit_page(request: Request, obs: str, package: str, name: str, i: int) -> HTMLResponse:
-    found = views.hit(request.app.state.web, obs, package, name, i)
-    return _render(request, "hit.html", hit=found)
+    state = request.app.state.web
+    found = views.hit(state, obs, package, name, i)
+    return _render(request, "hit.html", hit=found, cadences=cadence_views.cadences_of(state, obs))
+
+
+@pages.get("/cadences")
+def cadences_page(request: Request, page: Annotated[int, Query(ge=1, le=10**7)] = 1) -> HTMLResponse:
+    listing = cadence_views.list_cadences(request.app.state.web, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    pages_total = max(1, -(-listing["total"] // PAGE_SIZE))
+    return _render(request, "cadences.html", listing=listing, page=page, pages_total=pages_total,
+                   link=lambda page: f"/cadences?page={page}")
+
+
+@pages.get("/cadences/{cadence_id}")
+def cadence_page(request: Request, cadence_id: str) -> HTMLResponse:
+    return _render(request, "cadence.html", cadence=cadence_views.cadence(request.app.state.web, cadence_id))
 
 
 @pages.get("/search")
@@ -118,14 +133,14 @@ def search_page(request: Request, fmin: float | None = None, fmax: float | None 
 
 @pages.get("/campaigns")
 def campaigns_page(request: Request) -> HTMLResponse:
-    found = campaign_views.campaigns_snapshot(request.app.state.web.store)
+    found = campaign_views.campaigns_snapshot(request.app.state.web.jobs)
     return _render(request, "campaigns.html", campaigns=found)
 
 
 @pages.get("/campaigns/{campaign_id}")
 def campaign_page(request: Request, campaign_id: str) -> HTMLResponse:
     try:
-        found = campaign_views.campaign_snapshot(request.app.state.web.store, campaign_id)
+        found = campaign_views.campaign_snapshot(request.app.state.web.jobs, campaign_id)
     except UsageError:
         raise NotInBucket(campaign_id) from None
     return _render(request, "campaign.html", campaign=found)
@@ -148,7 +163,7 @@ def submit_page(request: Request) -> HTMLResponse:
 @pages.get("/workers")
 def workers_page(request: Request) -> HTMLResponse:
     state = request.app.state.web
-    return _render(request, "workers.html", view=state.workers.describe(state.store))
+    return _render(request, "workers.html", view=state.workers.describe(state.jobs))
 
 
 @pages.get("/sensitivity")

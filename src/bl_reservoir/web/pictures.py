@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from bl_reservoir.io.header import BL_FINE_FOFF_HZ
 from bl_reservoir.web.bucket import _LRU
 
 THUMB_ROWS = 96          # pixel rows of a thumbnail (time is stretched to this)
@@ -42,7 +43,7 @@ def stamp_axes(stamp: np.ndarray, header: Mapping[str, Any], hit: Mapping[str, A
                ) -> tuple[np.ndarray, np.ndarray, float]:
     """(stamp with frequency increasing left to right, column offsets in Hz from the hit, duration in s)."""
     n_time, width = stamp.shape
-    foff_hz = float(header.get("foff") or -2.7939677238464355e-6) * 1e6
+    foff_hz = float(header.get("foff") or BL_FINE_FOFF_HZ * 1e-6) * 1e6
     offsets = (np.arange(width) - reference_column(hit, width)) * foff_hz
     if foff_hz < 0:
         stamp, offsets = stamp[:, ::-1], offsets[::-1]
@@ -141,7 +142,7 @@ def track_columns(stamp: np.ndarray, header: Mapping[str, Any], hit: Mapping[str
     n_time, width = stamp.shape
     ref = reference_column(hit, width)
     drift = hit.get("drift_rate")
-    foff_hz = float(header.get("foff") or -2.7939677238464355e-6) * 1e6
+    foff_hz = float(header.get("foff") or BL_FINE_FOFF_HZ * 1e-6) * 1e6
     shift = 0.0
     if drift is not None and np.isfinite(drift) and foff_hz:
         shift = float(drift) * (n_time - 1) * float(header.get("tsamp") or 1.0) / foff_hz

@@ -10,9 +10,9 @@ import logging
 import threading
 from typing import Any
 
-log = logging.getLogger(__name__)
+from bl_reservoir.scale.tasks import job_of
 
-_KEY_PREFIX = "blr-"
+log = logging.getLogger(__name__)
 
 
 class WorkerView:
@@ -58,13 +58,13 @@ def _row(address: str, worker: dict[str, Any], keys: Any, store: Any) -> dict[st
     metrics = worker.get("metrics") or {}
     jobs = []
     for key in keys:
-        key = str(key)
-        if key.startswith(_KEY_PREFIX):
+        job_id = job_of(key)
+        if job_id is not None:
             try:
-                job = store.get_job(key[len(_KEY_PREFIX):])
+                job = store.get_job(job_id)
                 jobs.append({"id": job["id"], "campaign": job["campaign"], "input_uri": job["input_uri"]})
             except Exception:  # noqa: BLE001 - a task of another store, or a job row already gone
-                jobs.append({"id": key, "campaign": None, "input_uri": None})
+                jobs.append({"id": job_id, "campaign": None, "input_uri": None})
     resources = worker.get("resources") or {}
     return {"address": address, "name": str(worker.get("name", address)), "nthreads": worker.get("nthreads"),
             "cpu_percent": metrics.get("cpu"), "memory_bytes": metrics.get("memory"),

@@ -10,8 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-_FINISHED = ("succeeded", "skipped", "failed", "cancelled")
-_STATES = ("queued", "running", *_FINISHED)
+from bl_reservoir.scale.schema import CADENCE_ACTIVE, ENDED, JOB_STATES, SUCCEEDED
 
 
 class CampaignProgress:
@@ -36,8 +35,8 @@ class CampaignProgress:
     def update(self, counts: dict[str, int]) -> None:
         if self._task is None:
             return
-        self._progress.update(self._task, completed=sum(counts.get(s, 0) for s in _FINISHED),
-                              done=counts.get("succeeded", 0) + counts.get("skipped", 0),
+        self._progress.update(self._task, completed=sum(counts.get(s, 0) for s in ENDED),
+                              done=sum(counts.get(s, 0) for s in SUCCEEDED),
                               failed=counts.get("failed", 0), running=counts.get("running", 0))
 
     def stop(self) -> None:
@@ -48,18 +47,46 @@ class CampaignProgress:
 
 def counts_text(counts: dict[str, int]) -> str:
     """`6 succeeded, 1 failed`: the non-zero counts, in state order."""
-    return ", ".join(f"{counts[s]} {s}" for s in _STATES if counts.get(s)) or "no jobs"
+    return ", ".join(f"{counts[s]} {s}" for s in JOB_STATES if counts.get(s)) or "no jobs"
+
+
+def cadences_text(cadences: Sequence[dict[str, Any]]) -> str:
+    """`2 cadences, 1 event (1 failed)`: a campaign's cadences, their events, and their failed stages."""
+    if not cadences:
+        return ""
+    events = sum(c.get("n_events") or 0 for c in cadences)
+    failed = sum(c["state"] == "failed" for c in cadences)
+    waiting = sum(c["state"] in CADENCE_ACTIVE for c in cadences)
+    text = f"{len(cadences)} cadence{'s' * (len(cadences) != 1)}, {events} event{'s' * (events != 1)}"
+    extra = [f"{n} {what}" for n, what in ((failed, "failed"), (waiting, "not yet searched")) if n]
+    return text + (f" ({', '.join(extra)})" if extra else "")
 
 
 def counts_table(campaigns: Sequence[dict[str, Any]]) -> Table:
-    """One row per campaign: id, algorithm, created, state, and its jobs counted by state."""
+    """One row per campaign: id, algorithm, created, state, its jobs counted by state, and its cadences
+    (`cadences`: a list of cadence rows per campaign, when it has any)."""
     table = Table(title="campaigns", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("campaign", min_width=12, no_wrap=True)   # ids are never cut: users copy them
-    for column in ("algorithm", "created", "state", "jobs"):
+    for column in ("algorithm", "created", "state", "jobs", "cadences"):
         table.add_column(column, overflow="fold")
     for c in campaigns:
         table.add_row(c["id"], c["algorithm"], c["created"][:16].replace("T", " "), c["state"],
-                      counts_text(c.get("counts", {})))
+                      counts_text(c.get("counts", {})), cadences_text(c.get("cadences", ())))
+    return table
+
+
+def cadences_table(cadences: Sequence[dict[str, Any]], title: str = "cadences") -> Table:
+    """One row per cadence: id, target, MJD, band, state, events, and where they are or why it failed."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("cadence", min_width=12, overflow="fold")
+    for column in ("target", "MJD", "band", "state"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("events", justify="right", no_wrap=True)
+    table.add_column("events folder / error", overflow="fold")
+    for c in cadences:
+        table.add_row(c["id"], c.get("target") or "", "" if c.get("mjd") is None else f"{c['mjd']:.5f}",
+                      c.get("band") or "", c["state"], "" if c.get("n_events") is None else str(c["n_events"]),
+                      c.get("error") or c.get("events_uri") or "")
     return table
 
 
