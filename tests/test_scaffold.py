@@ -72,3 +72,29 @@ def test_scaffold_runs_as_is_in_its_own_environment(tmp_path, monkeypatch, stron
     probe = runner.run_job("my_search/probe", str(path), bucket=str(bucket))
     header = json.loads((Path(probe.result_uri) / "header.json").read_text())
     assert header == {"prefix": str(env), "sees_bl_reservoir": False, "cwd": str(package)}
+
+
+@pytest.mark.parametrize("ext", [".fil", ".h5"])
+def test_scaffold_header_has_the_angles_the_builtins_give(tmp_path, ext):
+    """RA/Dec in decimal hours/degrees from both file kinds, as `bl_reservoir.io` (and so the built-ins'
+    header.json) gives them, not SIGPROC's packed hhmmss.s."""
+    import pickle
+    import subprocess
+    import sys
+
+    from bl_reservoir.io import open_observation
+    from bl_reservoir.synth import make_observation
+
+    path, _ = make_observation(tmp_path / f"obs{ext}", n_coarse_channels=1, coarse_channel_width=4096, seed=1)
+    folder = new_algorithm("my_search", tmp_path / "algos")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(folder / "search.py"), str(path), str(out)], capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    with open(out / "header.pkl", "rb") as f:
+        header = pickle.load(f)
+    with open_observation(path) as obs:
+        expected = obs.header
+    assert header["src_raj"] == pytest.approx(expected["src_raj"], abs=1e-9)
+    assert header["src_dej"] == pytest.approx(expected["src_dej"], abs=1e-9)
+    assert 0 <= header["src_raj"] < 24 and -90 <= header["src_dej"] <= 90

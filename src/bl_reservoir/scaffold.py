@@ -84,7 +84,16 @@ def _fil_header(path):
                     header[key] = struct.unpack("<d", f.read(8))[0]
         except (struct.error, UnicodeDecodeError):
             raise BadInput("corrupt filterbank header")
+        for key in ("src_raj", "src_dej"):  # SIGPROC packs [-]hhmmss.s: decimal hours and degrees, as BL .h5
+            if key in header:
+                header[key] = _decimal(header[key])
         return header, f.tell()
+
+
+def _decimal(packed):
+    sign, value = (-1.0 if packed < 0 else 1.0), abs(packed)
+    whole, minutes = int(value // 10000), int(value % 10000 // 100)
+    return sign * (whole + minutes / 60.0 + (value - whole * 10000 - minutes * 100) / 3600.0)
 
 
 def coarse_width(header):

@@ -25,19 +25,16 @@ def _flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def configure(parser: argparse.ArgumentParser) -> None:
     _flags(parser)
     parser.add_argument("algorithm", metavar="ALG", help="package/name, e.g. energy_detection/preprocess_fine")
-    parser.add_argument("input", metavar="INPUT", help="local path, file://, http(s)://, gs:// or s3:// URI")
-    parser.add_argument("rest", nargs=argparse.REMAINDER, metavar="[-- ALG_OPTIONS]",
-                        help="options for the algorithm, after `--` (e.g. -- --threshold 1024)")
+    parser.add_argument("rest", nargs=argparse.REMAINDER, metavar="INPUT [-- ALG_OPTIONS]",
+                        help="local path, file://, http(s)://, gs:// or s3:// URI; options for the algorithm "
+                             "after `--` (e.g. -- --threshold 1024)")
 
 
 def split_rest(args: argparse.Namespace) -> list[str]:
-    """Apply the flags written after INPUT to `args`; return the algorithm's options (after `--`)."""
-    rest = list(args.rest)
-    cut = rest.index("--") if "--" in rest else len(rest)
-    head, options = rest[:cut], rest[cut + 1:]
-    if head:  # argparse stops parsing flags at the REMAINDER; parse those written after INPUT here
-        _flags(argparse.ArgumentParser(prog="bl-reservoir run")).parse_args(head, namespace=args)
-    return options
+    """Set `args.input` and the flags written after ALG; return the algorithm's options (after `--`)."""
+    from bl_reservoir.cli._alg_options import split_alg_options
+
+    return split_alg_options(args, "bl-reservoir run", _flags, [("input", None)])
 
 
 def _show(event: dict, as_json: bool) -> None:

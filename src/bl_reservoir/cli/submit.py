@@ -34,13 +34,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def split_rest(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """Inputs (with any flags written after them applied to `args`) and the algorithm's options."""
-    rest = list(args.rest)
-    cut = rest.index("--") if "--" in rest else len(rest)
-    head, options = rest[:cut], rest[cut + 1:]
-    late = argparse.ArgumentParser(prog="bl-reservoir submit", add_help=False, argument_default=argparse.SUPPRESS)
-    _add_flags(late)
-    late.add_argument("inputs", nargs="*")
-    late.parse_args(head, namespace=args)
+    from bl_reservoir.cli._alg_options import split_alg_options
+
+    options = split_alg_options(args, "bl-reservoir submit", _add_flags, [("inputs", "*")])
     return list(getattr(args, "inputs", [])), options
 
 
