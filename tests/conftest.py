@@ -12,6 +12,17 @@ from _backends import BUCKET_BACKENDS, INPUT_BACKENDS, make_backend
 
 #: A narrow coarse channel keeps test files small; the code never assumes 2**20.
 SMALL_WIDTH = 4096
+#: The test servers listen on 127.0.0.1, a host http(s) inputs may not come from by default (io/hosts.py):
+#: the session allows loopback, as an operator would for a local source. tests/io/test_hosts.py unsets it.
+LOOPBACK_INPUT_HOSTS = "public,127.0.0.1,localhost"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def loopback_inputs_allowed():
+    """`BL_RESERVOIR_INPUT_HOSTS` allows 127.0.0.1 for the whole session (subprocesses inherit it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BL_RESERVOIR_INPUT_HOSTS", LOOPBACK_INPUT_HOSTS)
+        yield
 
 
 @pytest.fixture

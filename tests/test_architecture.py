@@ -92,7 +92,8 @@ def test_the_graph_sees_the_imports_it_must():
 def test_the_cycle_finder_finds_a_planted_cycle():
     graph = import_graph()
     graph["bl_reservoir.io.fetch"] = graph["bl_reservoir.io.fetch"] | {"bl_reservoir.storage"}  # storage -> io.fetch
-    assert ["bl_reservoir.io.fetch", "bl_reservoir.storage"] in cycles(graph)
+    assert any({"bl_reservoir.io.fetch", "bl_reservoir.storage", "bl_reservoir.storage.buckets"} <= set(c)
+               for c in cycles(graph))
 
 
 def test_no_import_cycles_in_src():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 
 import numpy as np
@@ -204,3 +205,79 @@ def test_complete_results_keeps_an_index_set_as_the_frame_index(tmp_path):
     out = _original_folder(tmp_path, _hits().set_index("index"), _stamps())
     complete_results(out)
     assert read_results(out).hits["index"].tolist() == [128, 5128, 10128]
+
+
+class _Payload:
+    """Unpickles by running code: writes the PID of the process that loads it to `marker`, then gives `value`."""
+
+    def __init__(self, marker, value_code: str):
+        self.code = f"(open({str(marker)!r}, 'w').write(str(__import__('os').getpid())), {value_code})[1]"
+
+    def __reduce__(self):
+        return (eval, (self.code,))
+
+
+def test_complete_results_never_unpickles_in_this_process(tmp_path):
+    out = _original_folder(tmp_path, _hits(), _stamps())
+    marker = tmp_path / "unpickled-by"
+    frame = "__import__('pandas').DataFrame({'index': [128, 5128, 10128], 'snr': [1.0, 2.0, 3.0]})"
+    (out / "info_df.pkl").write_bytes(pickle.dumps(_Payload(marker, frame)))
+    complete_results(out, _manifest())
+    assert marker.read_text() != str(os.getpid())  # it ran, in a subprocess
+    assert read_results(out).hits["coarse_channel"].tolist() == [0, 1, 2]
+
+
+def test_complete_results_takes_the_json_and_parquet_an_algorithm_wrote(tmp_path):
+    out = _write(tmp_path)
+    marker = tmp_path / "unpickled-by"
+    (out / "info_df.pkl").write_bytes(pickle.dumps(_Payload(marker, "None")))  # never read: the copies are there
+    (out / "manifest.json").unlink()
+    complete_results(out, _manifest())
+    assert not marker.exists()
+    pd.testing.assert_frame_equal(read_results(out).hits, _hits())
+
+
+def test_read_refuses_files_that_do_not_match_the_files_the_manifest_lists(tmp_path):
+    out = _write(tmp_path)
+    manifest = json.loads((out / "manifest.json").read_text())
+    listed = {name: {"size_bytes": (out / name).stat().st_size, "md5": "0" * 32}
+              for name in ("header.json", "info_df.parquet", "filtered.npy")}
+    (out / "manifest.json").write_text(json.dumps({**manifest, "files": listed}))
+    assert len(read_results(out).hits) == 3  # a local listing gives sizes, not MD5s
+    (out / "filtered.npy").write_bytes((out / "filtered.npy").read_bytes()[:-4])
+    with pytest.raises(InvalidResults, match=r"the files do not match manifest.json \(filtered.npy holds \d+ bytes, "
+                                             r"not the \d+ listed\): the results are incomplete"):
+        read_results(out)
+
+
+def test_result_files_lists_plain_files_and_refuses_the_rest(tmp_path):
+    from bl_reservoir.results import result_files
+
+    out = _write(tmp_path)
+    (out / "plots").mkdir()
+    (out / "plots" / "a.png").write_bytes(b"png")
+    assert result_files(out)["plots/a.png"] == 3 and result_files(out)["header.json"] > 0
+    (out / "plots" / "b.png").symlink_to(out / "plots" / "a.png")
+    with pytest.raises(InvalidResults, match=r"'plots/b.png' is a symbolic link \(to '.*a.png'\): refused"):
+        result_files(out)
+    (out / "plots" / "b.png").unlink()
+    os.mkfifo(out / "fifo")
+    with pytest.raises(InvalidResults, match=r"'fifo' is not a plain file"):
+        result_files(out)
+
+
+def test_to_jsonable_takes_astropy_values_as_blimpy_headers_hold_them():
+    """blimpy's header holds astropy Angles and Quantities (ndarray subclasses): plain numbers in their
+    units, not a crash on iterating a 0-d array; arrays of them become lists."""
+    import astropy.units as u
+    from astropy.coordinates import Angle
+
+    from bl_reservoir.results import to_jsonable
+
+    header = {"src_raj": Angle("17h45m40.04s"), "src_dej": Angle("-29d00m28.1s"), "foff": -2.79 * u.Hz,
+              "many": Angle([1.0, 2.0], u.deg), "tstart": np.float64(58402.5)}
+    out = to_jsonable(header)
+    assert out["src_raj"] == pytest.approx(17.761122, abs=1e-6) and out["src_dej"] == pytest.approx(-29.007806,
+                                                                                                    abs=1e-6)
+    assert out["foff"] == pytest.approx(-2.79) and out["many"] == [1.0, 2.0] and out["tstart"] == 58402.5
+    json.dumps(out)

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import _algorithms
+import _hostile
 import pytest
 
 from bl_reservoir import runner
@@ -258,6 +259,21 @@ def test_fails_nonzero_exit_with_log_tail(algos, strong_signal_obs, bucket):
                                  "ValueError: the sky fell in coarse channel 1")
 
 
+def test_a_failed_jobs_whole_log_is_kept_in_its_failed_event(algos, strong_signal_obs, bucket):
+    """The scratch folder goes and nothing reaches the bucket, but the `failed` event (which the job store
+    keeps) carries the log, not only its last lines."""
+    path, _ = strong_signal_obs
+    events = Recorder()
+    with pytest.raises(JobFailed):
+        runner.run_job("testalgs/crash", str(path), bucket=str(bucket), on_event=events)
+    assert events[-1]["event"] == "failed"
+    assert events[-1]["log"].splitlines() == ["loading the observation", "searching coarse channel 0",
+                                              "ValueError: the sky fell in coarse channel 1"]
+    with pytest.raises(JobFailed):   # a job that never ran its algorithm has no log
+        runner.run_job("testalgs/crash", str(bucket / "missing.h5"), bucket=str(bucket), on_event=events)
+    assert events[-1]["log"] is None
+
+
 def test_fails_timeout(algos, strong_signal_obs, bucket):
     path, _ = strong_signal_obs
     _fails("testalgs/sleepy", str(path), bucket, r"testalgs/sleepy on .*: timed out after 1 s \(killed\)", timeout=1)
@@ -292,10 +308,87 @@ def test_fails_unreachable_bucket(algos, strong_signal_obs, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     events = Recorder()
-    with pytest.raises(JobFailed, match=r"s3://nowhere/strong/testalgs/ok: cannot reach the bucket"):
+    with pytest.raises(JobFailed, match=r"^s3://nowhere: cannot reach the bucket \("):
         runner.run_job("testalgs/ok", str(path), bucket="s3://nowhere", on_event=events)
     assert events.names == ["received", "failed"]
     assert _scratch() == []
+
+
+# ---------------------------------------------------------------- the bucket: checked first, results kept
+
+@pytest.fixture
+def hostile(algos, monkeypatch):
+    """The `hostile/*` algorithms (tests/_hostile.py) beside `testalgs/*`."""
+    return _hostile.install(algos, monkeypatch)
+
+
+@pytest.mark.parametrize("kind", ["gs", "s3", "local"])
+def test_a_bucket_that_does_not_exist_fails_the_job_before_any_work(kind, algos, strong_signal_obs, request, tmp_path):
+    path, _ = strong_signal_obs
+    if kind == "local":
+        bucket = str(tmp_path / "typo" / "bl-scale")
+        reason = f"the bucket folder cannot be made: {tmp_path / 'typo'} does not exist"
+    else:
+        request.getfixturevalue({"gs": "gcs_env", "s3": "s3_env"}[kind])
+        bucket, reason = f"{kind}://no-such-bucket-blr", "no such bucket 'no-such-bucket-blr'"
+    events = Recorder()
+    with pytest.raises(JobFailed) as info:
+        runner.run_job("testalgs/ok", str(path), bucket=bucket, on_event=events)
+    assert info.value.reason == f"{bucket}: {reason}"
+    assert events.names == ["received", "failed"] and _scratch() == []
+    assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.slow
+def test_x_fil_after_x_h5_fails_naming_both_unless_forced(algos, small_obs, tmp_path):
+    h5, _ = small_obs("obs.h5")
+    fil, _ = small_obs("obs.fil")
+    bucket = tmp_path / "bucket"
+    first = runner.run_job("testalgs/ok", str(h5), bucket=str(bucket))
+    before = {p: p.read_bytes() for p in Path(first.result_uri).iterdir()}
+    events = Recorder()
+    with pytest.raises(JobFailed) as info:
+        runner.run_job("testalgs/ok", str(fil), bucket=str(bucket), on_event=events)
+    assert info.value.reason == (f"{first.result_uri}: holds the result of {h5}, and {fil} has the same observation "
+                                 "name 'obs': rename one of them, use another bucket, or force the run (--force) "
+                                 "to replace it")
+    assert events.names == ["received", "failed"]  # refused before the work
+    assert {p: p.read_bytes() for p in Path(first.result_uri).iterdir()} == before
+    forced = runner.run_job("testalgs/ok", str(fil), bucket=str(bucket), force=True)
+    assert read_results(forced.result_uri).manifest["input"]["uri"] == str(fil)
+
+
+def test_a_forced_rerun_whose_algorithm_fails_keeps_the_old_result(hostile, strong_signal_obs, tmp_path):
+    path, _ = strong_signal_obs
+    bucket = str(tmp_path / "bucket")
+    old = runner.run_job("hostile/flaky", str(path), bucket=bucket)
+    with pytest.raises(JobFailed, match=r"hostile/flaky on .*: exited with code 2; last log lines: .*failing on purpose"):
+        runner.run_job("hostile/flaky", str(path), bucket=bucket, force=True, options=["--fail"])
+    kept = read_results(old.result_uri)
+    assert kept.manifest == old.manifest and len(kept.hits) == old.n_hits == 2
+
+
+def test_a_forced_rerun_whose_upload_fails_midway_keeps_the_old_result(hostile, strong_signal_obs, tmp_path,
+                                                                       monkeypatch):
+    from bl_reservoir import storage
+
+    path, _ = strong_signal_obs
+    bucket = tmp_path / "bucket"
+    old = runner.run_job("hostile/flaky", str(path), bucket=str(bucket))
+    before = _tree(bucket)
+    put_file, calls = storage.open_bucket(str(bucket))[0].__class__.put_file, []
+
+    def failing_put(fs, lpath, rpath, **kw):
+        calls.append(rpath)
+        if len(calls) == 3:
+            raise PermissionError("injected: the network went away")
+        return put_file(fs, lpath, rpath, **kw)
+
+    monkeypatch.setattr(storage.open_bucket(str(bucket))[0].__class__, "put_file", failing_put)
+    with pytest.raises(JobFailed, match=r"strong/hostile/flaky: upload failed \(PermissionError: injected"):
+        runner.run_job("hostile/flaky", str(path), bucket=str(bucket), force=True)
+    assert len(calls) >= 3 and _tree(bucket) == before and _scratch() == []
+    assert read_results(old.result_uri).manifest == old.manifest
 
 
 # ---------------------------------------------------------------- the original Docker CMD and the CLI
@@ -363,3 +456,14 @@ def test_cli_failure_display_keeps_stderr_to_one_line(algos, strong_signal_obs, 
     captured = capsys.readouterr()
     assert captured.err.splitlines() == [f"bl-reservoir: error: {captured.out.splitlines()[-1].split('failed   ')[1]}"]
     assert "unknown algorithm 'nope/x'" in captured.err
+
+
+@pytest.mark.parametrize("name", ["a b <c>.h5", f"{'x' * 230}.h5", "-minus.h5", "cadences.h5"])
+def test_an_observation_name_the_bucket_and_web_cannot_carry_is_refused(algos, strong_signal_obs, bucket, name):
+    """One naming rule (`io.fetch.safe_name`) for the runner, the bucket and the web: a name the web could
+    list but never link (spaces, `<`, 230 characters) or a reserved folder fails before any work."""
+    path, _ = strong_signal_obs
+    renamed = path.with_name(name)
+    renamed.write_bytes(path.read_bytes())
+    error = _fails("testalgs/ok", str(renamed), bucket, r"cannot name a result folder")
+    assert error.reason.startswith(f"{renamed}: its observation name ") and "rename the file" in error.reason

@@ -7,4 +7,5 @@ cd "$(dirname "$0")/../.."
 python=$(command -v python || echo "$(pwd)/.venv/bin/python")
 BL_RESERVOIR_KERNELS=jit "$python" -m pytest -q -p no:cacheprovider -m "not slow" \
   tests/dedoppler/test__taylor.py tests/dedoppler/test__hits.py tests/dedoppler/test__noise.py \
-  tests/dedoppler/test_driver.py tests/dedoppler/test_search.py
+  tests/dedoppler/test_driver.py tests/dedoppler/test_search.py tests/dedoppler/test__crossing.py \
+  tests/dedoppler/test__desmear.py

@@ -4,7 +4,12 @@ received -> (skipped) -> fetched -> running -> uploaded -> done, or failed at an
 an event, a JSON-able dict given to `on_event`. A job leaves nothing behind: its scratch folder
 (the fetched copy, the algorithm's output) is removed on success and on failure, and a scratch
 folder left by a killed process is removed by the next job that starts. A failed job has put
-nothing in the bucket.
+nothing in the bucket, and an older result there stays as it was.
+
+The algorithm's output is not trusted: it may not hold links or special files, nor more than
+`max_result_bytes` (the algorithm is killed when it gets there), and its pickles are read only by
+its own interpreter (`results.unpickle_command`), never by this process. Every process a job
+starts dies with it, even by SIGKILL (`_die_with_parent`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -22,16 +28,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bl_reservoir import settings, storage
+from bl_reservoir import results, settings, storage
 from bl_reservoir.errors import InvalidResults, JobCancelled, JobFailed, ReservoirError
 from bl_reservoir.io import fetch
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 6 * 3600.0
+#: The most an algorithm's output folder may hold (`--max-result-size`): 2 GiB.
+DEFAULT_MAX_RESULT_BYTES = 2 * 1024**3
+#: Seconds the algorithm's interpreter gets to read its own pickles.
+UNPICKLE_TIMEOUT_S = results.UNPICKLE_TIMEOUT_S
 #: How often a running algorithm's job asks `should_stop` (a cancelled campaign): seconds.
 STOP_POLL_S = 1.0
 LOG_FILE = "log.txt"
+#: The most of a failed job's log (its end) that its `failed` event keeps, for the job store: a failed
+#: job puts nothing in the bucket, and its scratch folder goes.
+FAILED_LOG_BYTES = 256 * 1024
 LOG_TAIL_LINES = 5
 _LOCK = ".lock"
 _LOCKLESS_GRACE_S = 60.0
@@ -96,13 +109,23 @@ class _Job:
 
         body = to_jsonable({"event": event, "time": utcnow(), "job": self.id, "algorithm": self.algorithm,
                             "input": self.input_uri, **fields})
-        log.info("job %s: %s %s", self.id, event, {k: v for k, v in body.items() if k not in ("time", "job")})
+        log.info("job %s: %s %s", self.id, event,
+                 {k: v for k, v in body.items() if k not in ("time", "job", "log")})
         if self.on_event is not None:
             try:
                 self.on_event(body)
             except Exception:  # a broken listener must not break the job
                 log.exception("event callback failed on %s", event)
         return body
+
+    def log_text(self) -> str | None:
+        """The algorithm's log so far (its last FAILED_LOG_BYTES), or None when it never ran."""
+        path = self.scratch / LOG_FILE if self.scratch is not None else None
+        if path is None or not path.is_file():
+            return None
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - FAILED_LOG_BYTES))
+            return f.read().decode("utf-8", errors="replace")
 
     def make_scratch(self) -> Path:
         root = scratch_root()
@@ -166,45 +189,90 @@ def job_environment(external: bool) -> dict[str, str]:
     return env
 
 
+#: Run before the real command, in the child: PR_SET_PDEATHSIG (1) with SIGKILL (9), so the kernel kills
+#: the process when the thread that started it dies, even by SIGKILL; then the command replaces it
+#: (the signal setting survives exec). argv: our PID, then the command.
+_DIE_WITH_PARENT = (
+    "import ctypes, os, sys\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, 9, 0, 0, 0)\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    os._exit(137)\n"  # the parent died before the prctl: as if it had come in time
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def _die_with_parent(cmd: list[str]) -> list[str]:
+    """`cmd` started so that it dies with this process (Linux; elsewhere `cmd` as it is).
+
+    A launcher rather than `preexec_fn`: that one runs Python between fork and exec, which can
+    deadlock in a process with threads (a Dask worker runs jobs in threads).
+    """
+    if not sys.platform.startswith("linux"):
+        return list(cmd)
+    return [sys.executable, "-I", "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), *cmd]
+
+
+def _start(cmd: list[str], log_path: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen:
+    """Start `cmd` with its output to `log_path`, in its own session, dying with this process."""
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(_die_with_parent(cmd), stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, env=env, cwd=cwd)
+
+
+def _run(cmd: list[str], log_path: Path, timeout: float, label: str, env: dict[str, str], cwd: Path,
+         should_stop: StopCheck | None = None, watch: Callable[[], None] | None = None) -> int:
+    """Run `cmd` to its end; its exit code. Kills the whole process group on timeout, when
+    `should_stop()` turns true, or when `watch()` raises (both checked every STOP_POLL_S)."""
+    proc = _start(cmd, log_path, env, cwd)
+    try:
+        return _wait(proc, time.monotonic() + timeout, should_stop, watch)
+    except BaseException as exc:
+        _kill_group(proc)
+        if isinstance(exc, subprocess.TimeoutExpired):
+            raise JobFailed(f"{label}: timed out after {timeout:g} s (killed)") from None
+        if isinstance(exc, JobCancelled):
+            raise JobCancelled(f"{label}: cancelled while running (killed)") from None
+        raise
+
+
 def _run_algorithm(cmd: list[str], log_path: Path, timeout: float, label: str,
-                   package_dir: Path | None = None, should_stop: StopCheck | None = None) -> float:
+                   package_dir: Path | None = None, should_stop: StopCheck | None = None,
+                   out: Path | None = None, max_result_bytes: int | None = None) -> float:
     """Run the C1 command with output to `log_path`; seconds taken. Kills the whole process group on
-    timeout, or when `should_stop()` turns true (checked every STOP_POLL_S).
+    timeout, when `should_stop()` turns true, or when `out` grows past `max_result_bytes`.
 
     An external package (`package_dir`) runs from its own folder, as the original image ran
     `cd <package> && python3 <script>`, and no PYTHONPATH/PYTHONHOME/VIRTUAL_ENV leaks into its venv.
     """
     start = time.monotonic()
-    env = job_environment(package_dir is not None)
-    with open(log_path, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=env, cwd=package_dir or log_path.parent)
-        try:
-            code = _wait(proc, start + timeout, should_stop)
-        except BaseException as exc:
-            _kill_group(proc)
-            if isinstance(exc, subprocess.TimeoutExpired):
-                raise JobFailed(f"{label}: timed out after {timeout:g} s (killed)") from None
-            if isinstance(exc, JobCancelled):
-                raise JobCancelled(f"{label}: cancelled while running (killed)") from None
-            raise
+    watch = None
+    if out is not None and max_result_bytes is not None:
+        def watch() -> None:
+            _check_output(out, label, max_result_bytes, running=True)
+
+    code = _run(cmd, log_path, timeout, label, job_environment(package_dir is not None),
+                package_dir or log_path.parent, should_stop, watch)
     if code != 0:
         tail = _log_tail(log_path)
         raise JobFailed(f"{label}: exited with code {code}" + (f"; last log lines: {tail}" if tail else ""))
     return time.monotonic() - start
 
 
-def _wait(proc: subprocess.Popen, deadline: float, should_stop: StopCheck | None) -> int:
-    """The process's exit code; TimeoutExpired past `deadline`, JobCancelled once `should_stop()`."""
+def _wait(proc: subprocess.Popen, deadline: float, should_stop: StopCheck | None,
+          watch: Callable[[], None] | None = None) -> int:
+    """The process's exit code; TimeoutExpired past `deadline`, JobCancelled once `should_stop()`,
+    whatever `watch()` raises."""
     while True:
         left = deadline - time.monotonic()
         try:
-            return proc.wait(timeout=max(0.0, min(left, STOP_POLL_S)) if should_stop else max(0.0, left))
+            return proc.wait(timeout=max(0.0, min(left, STOP_POLL_S)))
         except subprocess.TimeoutExpired:
             if time.monotonic() >= deadline:
                 raise
-        if should_stop():
+        if should_stop is not None and should_stop():
             raise JobCancelled("cancelled")
+        if watch is not None:
+            watch()
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -213,6 +281,40 @@ def _kill_group(proc: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     proc.wait()
+
+
+def _check_output(out: Path, label: str, max_result_bytes: int, running: bool = False) -> None:
+    """Refuse an output folder holding a link or a special file, or more than `max_result_bytes`."""
+    try:
+        total = sum(results.result_files(out).values())
+    except InvalidResults as exc:
+        raise JobFailed(f"{label}: {exc.reason}" + (" (killed)" if running else "")) from None
+    except OSError:
+        if running:
+            return  # a file the algorithm removed while we counted: look again at the next poll
+        raise
+    if total > max_result_bytes:
+        raise JobFailed(f"{label}: the result {'reached' if running else 'holds'} {total:,} bytes, over the limit of "
+                        f"{max_result_bytes:,} bytes (--max-result-size)" + (" (killed)" if running else ""))
+
+
+def _unpickle(alg: Any, out: Path, scratch: Path, label: str, max_result_bytes: int) -> Path | None:
+    """Where the algorithm's own interpreter put JSON/.npy copies of its pickles (None when it wrote
+    `header.json` and `info_df.parquet` itself); its code runs there, never in this process."""
+    if results.has_safe_copies(out) or not (out / results.HEADER_PKL).is_file() \
+            or not (out / results.INFO_PKL).is_file():
+        return None  # complete_results says what is missing
+    to = scratch / "unpickled"
+    to.mkdir()
+    log_path = scratch / "unpickle.log"
+    code = _run(results.unpickle_command(out, to, alg.python()), log_path, UNPICKLE_TIMEOUT_S,
+                f"{label}: reading its pickles", job_environment(alg.package_dir is not None),
+                alg.package_dir or scratch)
+    if code != 0:
+        text = log_path.read_text(errors="replace") if log_path.exists() else ""
+        raise JobFailed(f"{label}: malformed results: {results.unpickle_failure(code, text)}")
+    _check_output(to, f"{label}: its pickles", max_result_bytes)
+    return to
 
 
 def _same_result(manifest: dict[str, Any], size: int, version: str, options: Sequence[str]) -> bool:
@@ -224,48 +326,55 @@ def _same_result(manifest: dict[str, Any], size: int, version: str, options: Seq
 
 def run_job(algorithm: str, input_uri: str, *, bucket: str | None = None, options: Sequence[str] = (),
             force: bool = False, timeout: float = DEFAULT_TIMEOUT_S, on_event: EventCallback | None = None,
-            job_id: str | None = None, should_stop: StopCheck | None = None) -> JobOutcome:
+            job_id: str | None = None, should_stop: StopCheck | None = None,
+            max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> JobOutcome:
     """Run `algorithm` on `input_uri` and upload the result to `bucket` (C3 layout).
 
     Returns a `JobOutcome`; raises `JobFailed` (after a `failed` event) with a one-line reason, or
     `JobCancelled` when `should_stop()` turned true before the upload (the algorithm is killed).
+    `force` runs even when a complete result is there, and replaces one of another input file
+    with the same observation name (`x.fil` after `x.h5`), which otherwise fails the job.
     """
     job = _Job(algorithm, str(input_uri), job_id, on_event)
     options = [str(o) for o in options]
     bucket_uri = settings.bucket(bucket)
     job.emit("received", bucket=bucket_uri, options=options)
     try:
-        return _execute(job, bucket_uri, options, force, timeout, should_stop)
+        return _execute(job, bucket_uri, options, force, timeout, should_stop, max_result_bytes)
     except ReservoirError as exc:
         reason = exc.reason if isinstance(exc, JobFailed) else str(exc)
-        job.emit("failed", reason=reason, error=type(exc).__name__)
+        job.emit("failed", reason=reason, error=type(exc).__name__, log=job.log_text())
         raise (JobCancelled if isinstance(exc, JobCancelled) else JobFailed)(reason, job.id) from None
     except BaseException as exc:
-        job.emit("failed", reason=f"internal error: {type(exc).__name__}: {exc}", error=type(exc).__name__)
+        job.emit("failed", reason=f"internal error: {type(exc).__name__}: {exc}", error=type(exc).__name__,
+                 log=job.log_text())
         raise
     finally:
         job.clean()
 
 
 def _execute(job: _Job, bucket_uri: str, options: list[str], force: bool, timeout: float,
-             should_stop: StopCheck | None) -> JobOutcome:
+             should_stop: StopCheck | None, max_result_bytes: int) -> JobOutcome:
     from bl_reservoir.algorithms import get_algorithm
     from bl_reservoir.io import open_observation
-    from bl_reservoir.results import (
-        build_manifest,
-        complete_results,
-        read_results,
-        utcnow,
-    )
+    from bl_reservoir.results import build_manifest, complete_results, read_results, utcnow
 
     started = time.monotonic()
     alg = get_algorithm(job.algorithm)
     size = fetch.input_size(job.input_uri)
-    dest = storage.result_uri(bucket_uri, fetch.obs_name(job.input_uri), alg.package, alg.script_name)
+    name = fetch.obs_name(job.input_uri)
+    if not fetch.safe_name(name) or name in storage.RESERVED:
+        raise JobFailed(f"{job.input_uri}: its observation name {name[:60]!r} cannot name a result folder: use "
+                        f"letters, digits and _ . + - (at most 200, not starting with . or -), not "
+                        f"{' or '.join(storage.RESERVED)}; rename the file")
+    dest = storage.result_uri(bucket_uri, name, alg.package, alg.script_name)
+    storage.check_bucket(bucket_uri)
     existing = storage.is_complete(dest)
-    if existing is not None and not force and _same_result(existing, size, alg.version, options):
-        job.emit("skipped", result=dest, reason="a complete result for this input and version is in the bucket")
-        return JobOutcome("skipped", dest, int(existing.get("n_hits", 0)), time.monotonic() - started, existing)
+    if existing is not None and not force:
+        storage.check_same_input(dest, existing, job.input_uri)
+        if _same_result(existing, size, alg.version, options):
+            job.emit("skipped", result=dest, reason="a complete result for this input and version is in the bucket")
+            return JobOutcome("skipped", dest, int(existing.get("n_hits", 0)), time.monotonic() - started, existing)
 
     scratch = job.make_scratch()
     local = fetch.fetch_input(job.input_uri, cache_dir=scratch / "input")
@@ -280,11 +389,10 @@ def _execute(job: _Job, bucket_uri: str, options: list[str], force: bool, timeou
     job.emit("running", command=cmd, version=alg.version, kind=alg.kind)
     label = f"{alg.name} on {job.input_uri}"
     log_path = scratch / LOG_FILE
-    try:
-        _run_algorithm(cmd, log_path, timeout, label, package_dir=alg.package_dir, should_stop=should_stop)
-    finally:
-        if log_path.exists():
-            shutil.copyfile(log_path, out / LOG_FILE)
+    _run_algorithm(cmd, log_path, timeout, label, package_dir=alg.package_dir, should_stop=should_stop,
+                   out=out, max_result_bytes=max_result_bytes)
+    _check_output(out, label, max_result_bytes)
+    unpickled = _unpickle(alg, out, scratch, label, max_result_bytes)
 
     own = _own_manifest(out)
     manifest = build_manifest(
@@ -293,13 +401,18 @@ def _execute(job: _Job, bucket_uri: str, options: list[str], force: bool, timeou
         input_uri=job.input_uri, input_size=size, started_at=started_at, finished_at=utcnow(),
         wall_seconds=round(time.monotonic() - started, 3), options=options, kind=alg.kind, job=job.id)
     try:
-        complete_results(out, manifest)
+        complete_results(out, manifest, unpickled=unpickled)
         read_results(out, stamps=False)  # exactly what a bucket reader will check
     except InvalidResults as exc:  # its path is our scratch folder: the reason is what matters
         raise JobFailed(f"{label}: malformed results: {exc.reason}") from None
+    if (out / LOG_FILE).is_dir():
+        raise JobFailed(f"{label}: malformed results: {LOG_FILE} is a folder (the runner writes the log there)")
+    (out / LOG_FILE).unlink(missing_ok=True)  # a file the algorithm left there is replaced, never written into
+    shutil.copyfile(log_path, out / LOG_FILE)
+    _check_output(out, label, max_result_bytes)
     if should_stop is not None and should_stop():
         raise JobCancelled(f"{label}: cancelled before its upload")
-    storage.upload_dir(bucket_uri, out, dest=dest)
+    storage.upload_dir(bucket_uri, out, dest=dest, replace=force)
     completed = storage.is_complete(dest) or {}
     job.emit("uploaded", result=dest, n_hits=completed.get("n_hits"))
     wall = time.monotonic() - started

@@ -47,6 +47,12 @@ def token() -> str | None:
     return _env("BL_RESERVOIR_TOKEN")
 
 
+def input_hosts() -> str | None:
+    """Hosts `http(s)://` inputs may come from (`BL_RESERVOIR_INPUT_HOSTS`, comma-separated; the entries
+    are described in `bl_reservoir.io.hosts`); None means any public host."""
+    return _env("BL_RESERVOIR_INPUT_HOSTS")
+
+
 def cache_dir() -> Path:
     """Local cache for downloaded inputs and algorithm environments (`BL_RESERVOIR_CACHE`)."""
     value = _env("BL_RESERVOIR_CACHE")
@@ -62,3 +68,22 @@ def kernels() -> str:
 
         raise UsageError(f"BL_RESERVOIR_KERNELS must be aot or jit, not {value!r}")
     return value
+
+
+#: The Dask control plane's TLS settings (each a path to a PEM file, or the PEM text itself, as Dask takes them).
+TLS_ENV = {"ca_file": "BL_RESERVOIR_TLS_CA_FILE", "cert": "BL_RESERVOIR_TLS_CERT", "key": "BL_RESERVOIR_TLS_KEY"}
+
+
+def tls() -> dict[str, str]:
+    """The TLS certificates our Dask scheduler, workers and clients use, by role-free name (`ca_file`, `cert`,
+    `key`): `BL_RESERVOIR_TLS_CA_FILE`, `BL_RESERVOIR_TLS_CERT`, `BL_RESERVOIR_TLS_KEY`; only those set. None set
+    means Dask's own configuration decides (`DASK_DISTRIBUTED__COMM__TLS__*`, plain TCP by default)."""
+    found = {"ca_file": _env("BL_RESERVOIR_TLS_CA_FILE"), "cert": _env("BL_RESERVOIR_TLS_CERT"),
+             "key": _env("BL_RESERVOIR_TLS_KEY")}
+    return {name: value for name, value in found.items() if value}
+
+
+def worker_host(flag: str | None = None) -> str:
+    """Address `bl-reservoir worker` listens on: `--host`, then `BL_RESERVOIR_WORKER_HOST`, then `127.0.0.1`
+    (this machine only: a Dask worker runs what anyone who reaches it sends)."""
+    return flag or _env("BL_RESERVOIR_WORKER_HOST") or "127.0.0.1"

@@ -47,24 +47,23 @@ def _block(seed: int = 3) -> np.ndarray:
     return block
 
 
-def _search(block: np.ndarray, exhaustive: bool) -> tuple[pd.DataFrame, np.ndarray]:
-    params = SearchParameters(max_drift=4.0, snr=10.0, exhaustive=exhaustive, threads=1)
+def _search(block: np.ndarray, exhaustive: bool, desmear: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
+    params = SearchParameters(max_drift=4.0, snr=10.0, exhaustive=exhaustive, threads=1, desmear=desmear)
     grid = DriftGrid.for_header(HEADER, 16, params)
     return search_block(block.copy(), HEADER, grid, params, 0, 0)
 
 
 @has_compiler
-@pytest.mark.parametrize("exhaustive", [False, True])
-def test_compiled_kernels_give_exactly_the_jit_results(monkeypatch, exhaustive):
+@pytest.mark.parametrize(("exhaustive", "desmear"), [(False, False), (True, False), (False, True)])
+def test_compiled_kernels_give_exactly_the_jit_results(monkeypatch, exhaustive, desmear):
     module = _aot.compiled_module()
     assert module is not None
-    assert set(_aot._KERNELS) <= set(dir(module)) and len(_aot._KERNELS) == 9
-    compiled_hits, compiled_stamps = _search(_block(), exhaustive)
-    assert len(compiled_hits) == 4
+    assert set(_aot._KERNELS) <= set(dir(module)) and len(_aot._KERNELS) == 11
+    compiled_hits, compiled_stamps = _search(_block(), exhaustive, desmear)
     assert sorted(compiled_hits["channel_in_coarse"]) == [3000, 9000, 20000, 30000]
     monkeypatch.setattr(_aot, "_load", lambda: None)  # every kernel through its numba dispatcher
     assert _aot.compiled_module() is None
-    jit_hits, jit_stamps = _search(_block(), exhaustive)
+    jit_hits, jit_stamps = _search(_block(), exhaustive, desmear)
     pd.testing.assert_frame_equal(compiled_hits, jit_hits)
     np.testing.assert_array_equal(compiled_stamps, jit_stamps)
 

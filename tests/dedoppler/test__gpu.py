@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bl_reservoir.dedoppler import _gpu, driver
+from bl_reservoir.dedoppler import _gpu, _sums
+from bl_reservoir.dedoppler._band import Band
 from bl_reservoir.dedoppler._taylor import taylor_path
 from bl_reservoir.errors import UsageError
 
@@ -65,7 +66,8 @@ def _block_max(sums: dict[int, np.ndarray], centre: int, n_rows: int) -> np.ndar
 def test_matches_the_numba_search(n_time, width, max_bins, min_bins, factor):
     block = _block(n_time, width, seed=n_time * width + max_bins)
     n_rows = _n_rows(n_time)
-    cpu_best, cpu_centre, cpu_radius = driver._best_sums(block, n_rows, max_bins, min_bins, PAD, factor=factor)
+    cpu_best, cpu_centre, cpu_radius = _sums.best_sums(Band.alone(block), n_rows, max_bins, min_bins, PAD,
+                                                       factor=factor)
     best, centre, radius = _gpu.best_sums(block, n_rows, max_bins, min_bins, PAD, factor=factor, xp=np)
 
     assert best.dtype == np.float32 and centre.dtype == np.int64 and best.shape == (width // factor,)
@@ -102,7 +104,7 @@ def test_a_drifting_line_is_found_in_the_same_drift_block(sign):
     block = _block(n_time, width, seed=3)
     for i, offset in enumerate(k * np.arange(n_rows) + taylor_path(n_rows)[s]):
         block[i, start + sign * offset] += 20.0
-    cpu_best, cpu_centre, _ = driver._best_sums(block, n_rows, max_bins, 0, PAD)
+    cpu_best, cpu_centre, _ = _sums.best_sums(Band.alone(block), n_rows, max_bins, 0, PAD)
     best, centre, radius = _gpu.best_sums(block, n_rows, max_bins, 0, PAD, xp=np)
 
     assert centre[start] == cpu_centre[start] == sign * (k * (n_rows - 1) + (n_rows - 1) // 2)

@@ -14,9 +14,9 @@ from bl_reservoir.dedoppler import (
     driver,
     search_observation,
 )
-from bl_reservoir.errors import InvalidObservation
-from bl_reservoir.io import open_observation
-from bl_reservoir.synth import Signal
+from bl_reservoir.errors import InvalidObservation, UsageError
+from bl_reservoir.io import open_observation, write_h5
+from bl_reservoir.synth import Signal, bl_header, make_observation, synthesize_coarse_channel
 
 RESOLUTION = 0.010204255741040042  # Hz/s per drift bin of a BL fine file (16 x 18.25 s, 2.79 Hz)
 
@@ -133,9 +133,104 @@ def test_a_single_spectrum_is_refused_with_the_reason(small_obs):
     assert str(path) in str(caught.value)
 
 
-def test_drift_grid_covers_max_drift_inclusive():
+def test_drift_grid_searches_past_max_drift_and_reports_up_to_it():
     header = {"foff": -2.7939677238464355e-6, "tsamp": 18.253611008}
     grid = DriftGrid.for_header(header, 16, SearchParameters(max_drift=4.0, min_drift=1.0))
     assert grid.resolution == pytest.approx(-RESOLUTION)
-    assert (grid.max_bins - 1) * RESOLUTION < 4.0 <= grid.max_bins * RESOLUTION
+    assert (grid.max_bins - 1) * RESOLUTION < 4.0 <= grid.max_bins * RESOLUTION  # a signal at 4 loses nothing
+    assert grid.last_bins * RESOLUTION <= 4.0 < (grid.last_bins + 1) * RESOLUTION  # none is reported past it
     assert (grid.min_bins - 1) * RESOLUTION < 1.0 <= grid.min_bins * RESOLUTION
+
+
+@pytest.fixture(scope="module")
+def near_threshold(tmp_path_factory):
+    """Two coarse channels of 2**17 with 60 signals each at SNR 4-14: many peaks near any threshold."""
+    path, _ = make_observation(tmp_path_factory.mktemp("near") / "near.h5", n_coarse_channels=2,
+                               coarse_channel_width=1 << 17, n_signals=120, snr_range=(4, 14),
+                               drift_range=(-3.9, 3.9), width_range=(2, 20), seed=20)
+    return path
+
+
+@pytest.mark.parametrize("snr", [5, 6, 8, 10])
+def test_the_default_search_reports_what_the_exhaustive_one_reports_at_any_threshold(near_threshold, snr):
+    # coarse-to-fine missed or moved 40-160 of ~300 hits here at --snr 5 and 6: below 10 the search is exhaustive
+    fast, _, _ = _search(near_threshold, snr=snr, threads=1)
+    full, _, _ = _search(near_threshold, snr=snr, exhaustive=True, threads=1)
+    assert len(fast) > 70
+    assert fast["index"].tolist() == full["index"].tolist()
+    assert fast["drift_bins"].tolist() == full["drift_bins"].tolist()
+    np.testing.assert_allclose(fast["snr"], full["snr"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("max_drift", [0.5, 1.0, 2.25, 3.7, 4.0])
+def test_no_drift_is_reported_beyond_max_drift(small_obs, max_drift):
+    # signals drifting at exactly +-max_drift, narrow and wide (a wide one's plateau reaches past the edge)
+    signals = {0: [Signal(1500, max_drift, 40.0, 3.0), Signal(4000, -max_drift, 40.0, 3.0),
+                   Signal(6500, max_drift, 40.0, 18.0)]}
+    path, truth = small_obs("edge.h5", n_coarse=1, width=8192, signals=signals, seed=int(max_drift * 100))
+    hits, _, grid = _search(path, max_drift=max_drift)
+    assert (hits["drift_rate"].abs() <= max_drift).all(), hits["drift_rate"].tolist()
+    assert (hits["drift_bins"].abs() <= grid.last_bins).all()
+    _assert_found_once(hits, truth, max_drift)
+
+
+def test_a_drift_range_holding_no_bin_is_refused_naming_the_file(small_obs):
+    path, _ = small_obs("range.h5", n_coarse=1, width=4096, noise_only=True)
+    with pytest.raises(UsageError, match="no drift of its grid lies in --min-drift 1.0 .. --max-drift 1.0") as caught:
+        _search(path, min_drift=1.0, max_drift=1.0)  # bins 97 (0.9898) and 98 (1.0000170) Hz/s
+    assert str(path) in str(caught.value)
+
+
+def test_a_drift_range_wider_than_a_coarse_channel_is_refused_before_anything_is_allocated(small_obs):
+    # --max-drift 1e6 on 2.79 Hz channels: 98 million drift bins, gigabytes of tree buffers and path offsets
+    path, _ = small_obs("huge.h5", n_coarse=1, width=4096, noise_only=True)
+    with pytest.raises(UsageError, match=r"--max-drift 1000000.0 Hz/s carries a signal 97998328 channels over the "
+                                         r"observation, more than a coarse channel \(4096\)") as caught:
+        _search(path, max_drift=1e6)
+    assert str(path) in str(caught.value)
+    hits, _, _ = _search(path, max_drift=40.0)  # 3920 channels: still searched
+    assert len(hits) == 0
+
+
+def _across_boundary(tmp_path, start: int, drift: float, snr: float, width_hz: float = 4.0):
+    """Two coarse channels of 8192 holding one signal drawn over the whole band, so it can cross between them."""
+    header = bl_header(2 * 8192, coarse_channel_width=8192)
+    data = synthesize_coarse_channel(header, 0, 2 * 8192, 16, [Signal(start, drift, snr, width_hz)], seed=5)
+    path = tmp_path / f"across_{start}.h5"
+    write_h5(path, header, data)
+    return path
+
+
+# across the coarse channels' boundary (8192) both ways, and across the seam where coarse channel 0's first part
+# (channels up to 8192 - 784) meets the part searched once coarse channel 1 is read
+@pytest.mark.parametrize(("start", "drift"), [(8192 - 120, -3.0), (8192 + 120, 3.0), (8192 - 5, -0.5),
+                                              (7408 - 100, -3.0), (7408 + 60, 3.0)])
+def test_a_signal_across_a_coarse_channel_boundary_is_found_once_with_its_full_snr(tmp_path, start, drift):
+    # file channels rise as frequency falls (foff < 0): a negative drift moves up in channel index
+    path = _across_boundary(tmp_path, start, drift, 40.0)
+    hits, _, _ = _search(path)
+    with open_observation(path, coarse_channel_width=2 * 8192) as obs:  # the same data as one coarse channel
+        whole, _, _ = search_observation(obs, SearchParameters())
+    assert len(hits) == len(whole) == 1
+    assert abs(hits["index"].iloc[0] - start) <= 2
+    assert hits["coarse_channel"].iloc[0] == start // 8192
+    assert hits["drift_bins"].iloc[0] == whole["drift_bins"].iloc[0]
+    # the whole path is summed: the SNR of the one-coarse-channel search, up to the two noise estimates
+    assert hits["snr"].iloc[0] == pytest.approx(whole["snr"].iloc[0], rel=0.03)
+
+
+def test_noise_is_estimated_before_the_dc_spike_is_repaired():
+    # turboSETI's comp_stats runs on the spectrum as read; the DC repair comes after it
+    rng = np.random.default_rng(4)
+    block = rng.normal(100.0, 5.0, (16, 1024)).astype(np.float32)
+    block[:, 512] += 1000.0  # the DC spike
+    block[np.arange(16), 200 + np.arange(16)] += 40.0
+    integrated = block.sum(axis=0)
+    low, median, high = np.percentile(integrated, [5, 50, 95])
+    std = integrated[(integrated >= low) & (integrated <= high)].astype(np.float64).std()
+    params = SearchParameters(max_drift=0.2, snr=10.0)
+    header = {"fch1": 1500.0, "foff": -2.7939677238464355e-6, "tsamp": 18.253611008}
+    hits, _ = driver.search_block(block.copy(), header, DriftGrid.for_header(header, 16, params), params, 0, 0)
+    path_sum = block[np.arange(16), 200 + np.arange(16)].astype(np.float64).sum()
+    assert hits["channel_in_coarse"].tolist() == [200]
+    assert hits["snr"].iloc[0] == pytest.approx((path_sum - median) / std, rel=1e-5)

@@ -148,3 +148,18 @@ def test_nan_and_inf_samples_cost_no_hit_and_say_where_they_were(searched, tmp_p
     assert holes["index"].tolist() == clean["index"].tolist()
     np.testing.assert_allclose(holes["drift_rate"], clean["drift_rate"])
     np.testing.assert_allclose(holes["snr"], clean["snr"], rtol=0.1)
+
+
+def test_dat_windows_are_clipped_to_the_coarse_channel_as_turbosetis(tmp_path):
+    # turboSETI's freq_start/freq_end: +-2 x ceil(max_drift / resolution) = 784 channels around the hit, clipped
+    # to its coarse channel (its `lbound = max(0, i - distance)`, `ubound = min(fftlen, i + distance)`)
+    signals = {0: [Signal(100, 0.5, 40.0, 4.0)], 1: [Signal(4000, -0.5, 40.0, 4.0)]}
+    path, _ = make_observation(tmp_path / "edges.h5", n_coarse_channels=2, coarse_channel_width=4096,
+                               signals=signals, seed=2)
+    assert main([str(path), str(tmp_path / "out"), "--quiet"]) == 0
+    table = read_dat(tmp_path / "out" / "edges.dat")
+    header = read_results(tmp_path / "out").header
+    freq = lambda channel: header["fch1"] + header["foff"] * channel  # noqa: E731
+    assert table["ChanIndx"].tolist() == [100, 4000]
+    np.testing.assert_allclose(table["FreqStart"], [freq(0), freq(4096 + 4000 - 784)], atol=1e-6)
+    np.testing.assert_allclose(table["FreqEnd"], [freq(100 + 783), freq(2 * 4096 - 1)], atol=1e-6)

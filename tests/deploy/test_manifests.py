@@ -53,6 +53,20 @@ def settings_env_names() -> set[str]:
     return names
 
 
+def dask_config_name(name: str) -> bool:
+    """A `DASK_A__B__C` environment name that sets a key Dask's configuration has (Dask reads those itself)."""
+    import dask
+    import distributed  # noqa: F401  (adds its keys to Dask's configuration)
+
+    if not name.startswith("DASK_"):
+        return False
+    try:
+        dask.config.get(".".join(part.lower() for part in name.removeprefix("DASK_").split("__")))
+    except KeyError:
+        return False
+    return True
+
+
 def by_kind(resources, kind: str) -> dict[str, dict]:
     return {r.name: r.doc for r in resources if r.kind == kind}
 
@@ -274,15 +288,29 @@ def test_scheduler_command_serves_its_probes(resources, tmp_path):
     """Run the scheduler container's own command (ports swapped for free ones) and hit its probes."""
     scheduler = by_kind(resources, "Deployment")["dask-scheduler"]["spec"]["template"]["spec"]["containers"][0]
     assert _probe(scheduler, "livenessProbe") == ("/health", 8787)
-    assert scheduler["readinessProbe"]["tcpSocket"]["port"] == "scheduler"
+    # over HTTP: a bare TCP connect to the TLS port would fail its handshake, a warning per probe
+    assert _probe(scheduler, "readinessProbe") == ("/health", 8787)
+    # the Secret's certificates (PEM text), as the kubelet gives them to the container
+    from distributed.security import Security
+
+    certs = Security.temporary()
+    secret = {"DASK_DISTRIBUTED__COMM__TLS__CA_FILE": certs.tls_ca_file,
+              "DASK_DISTRIBUTED__COMM__TLS__SCHEDULER__CERT": certs.tls_scheduler_cert,
+              "DASK_DISTRIBUTED__COMM__TLS__SCHEDULER__KEY": certs.tls_scheduler_key}
+    assert {e["name"] for e in scheduler["env"]} == set(secret)
     proc, ports = _run_with_free_ports(scheduler["command"], {"--port": "{port}",
-                                                               "--dashboard-address": "127.0.0.1:{port}"}, tmp_path)
+                                                               "--dashboard-address": "127.0.0.1:{port}"}, tmp_path,
+                                       env={**os.environ, **secret})
     port, dashboard = ports["--port"], ports["--dashboard-address"]
     try:
         status, body = get_until_ok(f"http://127.0.0.1:{dashboard}/health", proc)
         assert (status, body) == (200, b"ok")
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass
+        import distributed
+
+        with distributed.Client(f"tls://127.0.0.1:{port}", security=certs, timeout=30) as client:
+            assert client.scheduler_info()["address"].startswith("tls://")
     finally:
         _stop(proc)
 
@@ -336,7 +364,7 @@ def test_env_names_match_what_settings_reads(resources, workloads):
         for container in containers(workload.pod):
             for source in container.get("envFrom", []):
                 assert source["configMapRef"]["name"] in configmaps
-            names = {e["name"] for e in container.get("env", [])}
+            names = {e["name"] for e in container.get("env", []) if not dask_config_name(e["name"])}
             assert names <= read | cmd_names, f"{workload.name}: {sorted(names - read - cmd_names)}"
             given |= names
     image = set(dockerfile_env())

@@ -30,7 +30,7 @@ def reference_hits(path, threshold: float = 2048.0, *, pvalue: float | None = No
                    coarse_channel_width: int | None = None) -> pd.DataFrame:
     """The original method, written plainly: scipy's normaltest on each window's samples.
 
-    Defaults: the fine-resolution script; `pvalue=1e-25, window=32` is the mid-resolution one.
+    Defaults: the fine-resolution script; `pvalue=1e-25, coarse_channel_width=1024` is the mid-resolution one.
     """
     from scipy import stats
 
@@ -82,17 +82,23 @@ def test_equal_to_per_window_scipy(small_obs, name, n_coarse, width, threshold):
 
 
 def test_mid_resolution_equal_to_the_original_mid_script(small_obs):
-    # energy_detection_mid.py: 1024-channel coarse channels, many integrations, windows of 32
-    # every 16, hits at p < 1e-25; same code here, other parameters
+    # energy_detection_mid.py, final revision: 1024-channel coarse channels, many integrations,
+    # windows of 256 every 128 (an earlier revision used 32 every 16), hits at p < 1e-25; same code
+    # here, other parameters
     signals = {0: [Signal(200, 0.0, 40.0, 4.0)], 2: [Signal(700, 0.0, 80.0, 8.0)]}
     path, _ = small_obs("mid.h5", n_coarse=3, width=1024, n_time=64, signals=signals)
-    params = Parameters(pvalue=1e-25, window=32, stride=16, coarse_channel_width=1024)
+    params = Parameters(pvalue=1e-25, window=256, stride=128, coarse_channel_width=1024)
     with open_observation(path, params.coarse_channel_width) as obs:
         hits, stamps = detect(obs, params)
-    ref = reference_hits(path, pvalue=1e-25, window=32, coarse_channel_width=1024)
-    assert set(ref["coarse_channel"]) == {0, 2}
+    ref = reference_hits(path, pvalue=1e-25, window=256, coarse_channel_width=1024)
+    # the two windows over each signal (channels 200 and 2048 + 700); on setigen's chi^2 noise, 16,384 samples
+    # per window also flag a few noise windows just over K^2 115 (p 1e-25), where the signals give 1,400-9,700
+    signal_windows = {0, 128, 2560, 2688}
+    assert signal_windows <= set(ref["index"])
+    assert (ref[~ref["index"].isin(signal_windows)]["statistic"] < 200).all()
     assert_same_hits(hits, ref, threshold=-2 * np.log(1e-25))
-    assert stamps.shape == (len(hits), 64, 32)
+    assert stamps.shape == (len(hits), 64, 256)
+    assert set(hits["index"] % 1024) <= set(range(0, 1024 - 128, 128))  # seven windows per coarse channel
 
 
 def test_stamps_are_the_cleaned_windows(small_obs):

@@ -21,6 +21,14 @@ def test_local_path_and_file_uri_give_the_file_itself(tmp_path):
     assert fetch.input_size(str(data)) == fetch.input_size(f"file://{data}") == 3
 
 
+def test_a_symlinked_input_keeps_its_name(tmp_path, monkeypatch):
+    """The algorithm gets `obs_1.h5`, not the link's target: its `.dat` and default folder take that stem."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ho.h5").write_bytes(b"abc")
+    (tmp_path / "obs_1.h5").symlink_to("ho.h5")
+    assert fetch.fetch_input("obs_1.h5") == tmp_path / "obs_1.h5"
+
+
 def test_a_missing_local_file(tmp_path):
     with pytest.raises(FetchError, match=r"nope\.h5: no such file"):
         fetch.fetch_input(str(tmp_path / "nope.h5"))
@@ -89,6 +97,54 @@ def test_http_retries_transient_errors(tmp_path, monkeypatch):
     assert got.read_bytes() == b"w" * 2048
     with http_server(tmp_path, fail_first=10) as url, pytest.raises(FetchError, match=r"obs\.h5: download failed .*503"):
         fetch.fetch_input(f"{url}/obs.h5", cache_dir=tmp_path / "cache2")
+
+
+# ---------------------------------------------------------------- a source that refuses connections
+
+def _retries(caplog) -> int:
+    return sum("failed" in r.getMessage() and "; retry" in r.getMessage() for r in caplog.records)
+
+
+def test_a_refused_http_connection_is_retried_and_named(tmp_path, monkeypatch, caplog, capsys):
+    from _servers import free_port
+
+    from bl_reservoir.cli import main
+
+    monkeypatch.setattr(fetch, "RETRY_DELAYS", (0.01, 0.01))
+    port = free_port()   # nothing listens there: every connection is refused
+    uri = f"http://127.0.0.1:{port}/obs.h5"
+    expected = f"{uri}: cannot reach the source: connection refused by 127.0.0.1:{port} (3 attempts)"
+    with caplog.at_level("INFO", logger="bl_reservoir.io.fetch"):
+        with pytest.raises(FetchError) as info:
+            fetch.fetch_input(uri, cache_dir=tmp_path / "cache")
+    assert str(info.value) == expected
+    assert _retries(caplog) == 2
+    assert main(["info", uri]) == FetchError.exit_code
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines()[-1] == f"bl-reservoir: error: {expected}"
+    assert "Traceback" not in captured.err and captured.out == ""
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("kind", [pytest.param("gs", marks=pytest.mark.slow), "s3"])
+def test_a_refused_bucket_connection_is_retried_and_named(kind, monkeypatch, caplog):
+    """gcsfs retries inside each attempt too (about 33 s; s3fs's retries are cut to one): two attempts of ours."""
+    from _servers import free_port
+
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST" if kind == "gs" else "AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setattr(fetch, "RETRY_DELAYS", (0.01,))
+    uri = f"{kind}://bl-test/obs.h5"
+    with caplog.at_level("INFO", logger="bl_reservoir.io.fetch"):
+        with pytest.raises(FetchError) as info:
+            fetch.input_size(uri)
+    message = str(info.value)
+    assert re.fullmatch(rf"{re.escape(uri)}: cannot reach the source: connection refused( by 127\.0\.0\.1:\d+)? "
+                        r"\(2 attempts\)", message), message
+    assert _retries(caplog) == 1
 
 
 # ---------------------------------------------------------------- names

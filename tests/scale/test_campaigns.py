@@ -57,3 +57,13 @@ def test_a_job_goes_on_when_the_cancel_signal_is_out_of_reach(monkeypatch):
     assert tasks._cancelled_check("c1")() is True
     monkeypatch.undo()
     assert tasks._cancelled_check("c1") is None  # outside a Dask worker there is nothing to check
+
+
+def test_a_symlinked_input_keeps_its_own_name(tmp_path, monkeypatch):
+    """`obs_1.h5 -> ho.h5` is submitted as obs_1.h5 (its result is <bucket>/obs_1/...), not as ho.h5."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ho.h5").write_bytes(b"x")
+    (tmp_path / "obs_1.h5").symlink_to("ho.h5")
+    (tmp_path / "data").symlink_to(tmp_path)
+    assert campaigns.expand_inputs(["obs_1.h5", "data/obs_*.h5"]) == [str(tmp_path / "obs_1.h5"),
+                                                                       str(tmp_path / "data" / "obs_1.h5")]

@@ -41,7 +41,7 @@ def test_a_version_1_store_gains_the_cadence_tables(tmp_path):
         conn.execute(sa.insert(schema.schema_version).values(version=1))
     Database(url).close()
     with engine.begin() as conn:
-        assert schema.current_version(conn) == 2
+        assert schema.current_version(conn) == schema.VERSION
         assert {"cadences", "cadence_members", "cadence_events", "cadence_event_hits"} <= set(
             sa.inspect(conn).get_table_names())
     engine.dispose()

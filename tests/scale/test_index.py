@@ -66,3 +66,32 @@ def test_observations_table(index):
 
 def test_band_of():
     assert band_of(1100.0, 1900.0) == "L" and band_of(4000.0, 7800.0) == "C" and band_of(None, 1.0) is None
+
+
+def test_one_jobs_bad_numbers_never_stop_the_index(index, caplog):
+    """Non-finite and absurd header values, NaN and infinite hit columns (issue 18): what can be indexed is,
+    bad numbers become None, hits without a finite frequency are left out, and a warning says so."""
+    nan, inf = float("nan"), float("inf")
+    hits = pd.DataFrame({"index": [1, 2, 3, 4], "freqs": [1420.1, nan, inf, 1420.4], "coarse_channel": [0, 0, 0, 0],
+                         "drift_rate": [nan, 0.5, 0.5, -inf], "snr": [inf, 20.0, 20.0, 1e308 * 10],
+                         "statistic": [nan, 1.0, 1.0, 3.0]})
+    with caplog.at_level("WARNING", logger="bl_reservoir.scale.index"):
+        assert index.index_result("job1", "obs_nan", "dedoppler/search", "/b/obs_nan/dedoppler/search",
+                                  {**HEADER, "fch1": nan}, hits) == 2
+        absurd = {**HEADER, "fch1": 1e308, "foff": 1e308, "nchans": 10**400, "tstart": -inf, "source_name": "S" * 5000}
+        assert index.index_result(None, "obs_absurd", "dedoppler/search", "/b/obs_absurd/dedoppler/search",
+                                  absurd, hits) == 2
+        assert index.index_result(None, "obs_nofreqs", "dedoppler/search", "/b/obs_nofreqs/dedoppler/search",
+                                  HEADER, hits.drop(columns="freqs")) == 0
+    found = index.query_hits(observation="obs_nan")
+    assert [(h["frequency_mhz"], h["drift_rate"], h["snr"], h["statistic"], h["row"]) for h in found] == [
+        (1420.1, None, None, None, 0), (1420.4, None, None, 3.0, 3)]
+    nan_obs, absurd_obs = index.get_observation("obs_nan"), index.get_observation("obs_absurd")
+    assert (nan_obs["fmin_mhz"], nan_obs["fmax_mhz"], nan_obs["band"], nan_obs["mjd"]) == (None, None, None, 58402.78)
+    assert nan_obs["n_hits"] == 2 and nan_obs["results"][0]["job"] == "job1"
+    assert (absurd_obs["fmin_mhz"], absurd_obs["mjd"], absurd_obs["source"]) == (None, None, "S" * 200)
+    assert index.get_observation("obs_nofreqs")["n_hits"] == 0
+    warned = [r.getMessage() for r in caplog.records]
+    assert "/b/obs_nan/dedoppler/search: 2 of 4 hits not indexed (no finite freqs)" in warned
+    assert "/b/obs_nofreqs/dedoppler/search: 4 of 4 hits not indexed (no finite freqs)" in warned
+    assert any(m.startswith("/b/obs_nan/dedoppler/search: band not indexed (fch1 nan") for m in warned)

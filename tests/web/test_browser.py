@@ -69,7 +69,8 @@ def test_observations_to_observation_to_hit(site, page):
     thumbs = page.locator(".thumbs img")
     thumbs.first.scroll_into_view_if_needed()
     page.wait_for_function("() => Array.from(document.querySelectorAll('.thumbs img')).every(i => i.complete && i.naturalWidth > 0)")
-    page.wait_for_function("() => Array.from(document.querySelectorAll('img.overview')).every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function("() => Array.from(document.querySelectorAll('img.overview, img.histogram'))"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
     shot(page, "observation")
     page.locator("#dedoppler-search .thumbs a").first.click()
     page.wait_for_url("**/dedoppler/search/hits/*")
@@ -91,13 +92,13 @@ def test_filter_and_sort_the_hits_table(site, page):
     assert rows.count() == 2
     section.locator("input[name=drift_min]").fill("0")
     section.locator("button[type=submit]").click()
-    page.wait_for_function("() => document.querySelector('#dedoppler-search .count').textContent.startsWith('1 of 1')")
+    page.wait_for_function("() => document.querySelector('#dedoppler-search .count').textContent === '1 of 2 hits match'")
     assert rows.count() == 1
     index_column = section.locator("table.hits th").all_inner_texts().index("index")
     assert rows.first.locator("td").nth(index_column).inner_text() == "1000"
     shot(page, "observation-filtered")
     section.locator("button[type=reset]").click()
-    page.wait_for_function("() => document.querySelector('#dedoppler-search .count').textContent.startsWith('2 of 2')")
+    page.wait_for_function("() => document.querySelector('#dedoppler-search .count').textContent === '2 of 2 hits match'")
     section.locator("th[data-column=freqs]").click()
     page.wait_for_function("() => document.querySelector('#dedoppler-search th[data-column=freqs]').classList.contains('sorted-asc')")
     assert rows.first.locator("td").nth(index_column).inner_text() == "7096"  # the lower frequency first
@@ -129,11 +130,12 @@ def test_submit_and_watch_the_progress_bar(site, page, runner_bucket, tmp_path):
 
 def test_other_pages_render(site, page):
     for path, name, text in (("/workers", "workers", "No Dask scheduler"), ("/search?min_statistic=0", "search", OBS),
-                             ("/sensitivity", "sensitivity", "No reports"), ("/nothing/here", "404", "Not found")):
+                             ("/sensitivity", "sensitivity", "No reports"), ("/nothing/here", "404", "Not found"),
+                             ("/?page=x", "bad-request", "page: Input should be a valid integer")):
         page.goto(site.url + path)
         assert text in page.content(), path
         shot(page, name)
-    assert page.errors == [] or all("404" in e for e in page.errors)
+    assert page.errors == [] or all("404" in e or "422" in e for e in page.errors)
 
 
 @pytest.fixture(scope="module")
@@ -170,4 +172,159 @@ def test_cadences_to_cadence_to_an_events_hit_and_back(demo_site, page):
     page.wait_for_function("() => document.getElementById('waterfall').complete")
     page.click(".cadence-links a")
     page.wait_for_url("**/cadences/cadence_0_ON_DEMO_TARGET")
+    assert page.errors == []
+
+
+def test_fill_and_submit_the_hit_search_form(site, page):
+    """As a person does: some fields filled, the rest left blank (sent as `name=`), both strength bounds."""
+    page.goto(site.url + "/search")
+    page.fill("input[name=min_snr]", "30")
+    page.fill("input[name=min_statistic]", "0")
+    page.click("form[action='/search'] button[type=submit]")
+    page.wait_for_url("**/search?*")
+    assert "fmin=&" in page.url and "min_snr=30" in page.url   # the browser sends the blank fields too
+    rows = page.locator("table.grid tbody tr")
+    algorithms = set(rows.locator("td:nth-child(2)").all_inner_texts())
+    assert algorithms == {"dedoppler/search", "energy_detection/preprocess_fine"}, algorithms
+    assert float(page.locator("input[name=min_snr]").input_value()) == 30
+    shot(page, "search-filled")
+    rows.first.locator("td:last-child a").click()
+    page.wait_for_url("**/hits/*")
+    assert page.errors == []
+
+
+LONG = "GBT_58402_67632_" + "A_VERY_LONG_SOURCE_NAME_" * 7 + "fine"   # 200 characters, the longest link name
+
+
+@pytest.fixture(scope="module")
+def big_site(tmp_path_factory):
+    """A bucket with a result of 650 hits (more than a page of the hits table) under a 200-character name."""
+    from _webapp import OTHER, write_fake_result
+
+    from bl_reservoir.web import create_app
+
+    root = tmp_path_factory.mktemp("big")
+    write_fake_result(root / "bucket", OTHER, 650, seed=7)
+    write_fake_result(root / "bucket", LONG, 3, seed=8, source="A SOURCE WITH A NAME THAT GOES ON " * 4)
+    app = create_app(bucket=str(root / "bucket"), db=f"sqlite:///{root / 'store.db'}", token=TOKEN)
+    with LiveServer(app) as server:
+        deadline = time.monotonic() + 60
+        while app.state.web.indexing and time.monotonic() < deadline:
+            time.sleep(0.1)
+        yield server
+
+
+def test_page_the_hits_table_and_download_its_csv(big_site, page):
+    import pandas as pd
+    from _webapp import OTHER
+
+    page.goto(f"{big_site.url}/observations/{OTHER}")
+    section = page.locator("section.result")
+    rows = section.locator("table.hits tbody tr")
+    pager = section.locator(".hits-pager")
+    statistic = section.locator("table.hits th").all_inner_texts().index("statistic")
+
+    def strengths() -> list[float]:
+        return [float(t) for t in rows.locator(f"td:nth-child({statistic + 1})").all_inner_texts()]
+
+    assert rows.count() == 100 and pager.locator(".range").inner_text() == "hits 1–100 of 650"
+    first_page = strengths()
+    for n in range(1, 7):
+        pager.locator("button.next").click()
+        low = min(100 * n + 100, 650)
+        page.wait_for_function(f"() => document.querySelector('.hits-pager .range').textContent === "
+                               f"'hits {100 * n + 1}–{low} of 650'")
+    assert rows.count() == 50 and pager.locator("button.next").is_disabled()
+    assert max(strengths()) <= min(first_page)   # the strongest first, page after page
+    shot(page, "hits-last-page")
+    pager.locator("button.prev").click()
+    page.wait_for_function("() => document.querySelector('.hits-pager .range').textContent === 'hits 501–600 of 650'")
+    # filter, then download what the table shows, whole
+    section.locator("input[name=min_statistic]").fill("8000")
+    section.locator("button[type=submit]").click()
+    page.wait_for_function("() => document.querySelector('.hits-pager .range').textContent.startsWith('hits 1–')")
+    total = int(pager.locator(".range").inner_text().rsplit(" ", 1)[1])
+    assert 0 < total < 650
+    with page.expect_download() as download:
+        section.locator("a.csv").click()
+    saved = pd.read_csv(download.value.path())
+    assert download.value.suggested_filename == f"{OTHER}_energy_detection_preprocess_fine_hits.csv"
+    assert len(saved) == total and (saved["statistic"] >= 8000).all()
+    assert saved["statistic"].is_monotonic_decreasing   # in the table's order
+    shot(page, "hits-filtered")
+    assert page.errors == []
+
+
+def test_long_names_wrap_instead_of_widening_the_page(big_site, page):
+    for path in ("/", f"/observations/{LONG}", f"/observations/{LONG}/energy_detection/preprocess_fine/hits/0"):
+        page.goto(big_site.url + path)
+        assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth"), path
+    shot(page, "long-name")
+    assert page.errors == []
+
+
+def test_cancel_a_campaign_from_its_page(site, page):
+    """Not logged in, the page offers the login; back on the page after it, Cancel stops the campaign and the
+    page shows it through its event stream."""
+    store = site.app.state.web.jobs
+    cid = store.create_campaign("dedoppler/search", [f"/data/obs_{i}.h5" for i in range(5)], bucket="/b")
+    first = store.list_jobs(cid)[0]["id"]
+    store.start_attempt(first, "tcp://127.0.0.1:9")
+    page.goto(f"{site.url}/campaigns/{cid}")
+    assert page.locator("#controls button[data-action=cancel]").is_disabled()
+    page.click("#controls a")   # "Log in to cancel, retry or resume"
+    page.fill("input[name=token]", TOKEN)
+    page.click("form[action='/login'] button[type=submit]")
+    page.wait_for_url(f"**/campaigns/{cid}")
+    cancel = page.locator("#controls button[data-action=cancel]")
+    assert cancel.is_enabled() and page.locator("#controls button[data-action=retry]").is_disabled()
+    page.on("dialog", lambda dialog: dialog.accept())
+    cancel.click()
+    page.wait_for_function("() => document.querySelector('#campaign .state').textContent === 'cancelled'")
+    page.wait_for_function("() => Array.from(document.querySelectorAll('#jobs td.state'))"
+                           ".every(td => td.textContent === 'cancelled')")
+    assert page.locator("#controls .message").inner_text() == "5 jobs cancelled"
+    assert cancel.is_disabled()
+    assert [j["state"] for j in store.list_jobs(cid)] == ["cancelled"] * 5
+    shot(page, "campaign-cancelled")
+    page.click("header form.session button")   # log out
+    page.wait_for_url(site.url + "/")
+    assert page.locator("header a.session").inner_text() == "Log in"
+    assert page.errors == []
+
+
+def test_the_docs_render_with_no_network_but_ours(site, page):
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(site.url)
+               else route.abort())
+    page.goto(site.url + "/docs")
+    page.wait_for_selector(".opblock", timeout=30_000)
+    assert page.locator(".opblock").count() >= 20
+    shot(page, "docs")
+    assert page.errors == []
+
+
+def test_the_workers_page_refreshes_itself(runner_bucket, tmp_path, page):
+    from distributed import Client, LocalCluster
+    from test_workers import _fake_job
+
+    from bl_reservoir.scale.tasks import task_key
+    from bl_reservoir.web import create_app
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as dask_client:
+        app = create_app(bucket=str(runner_bucket[0]), db=f"sqlite:///{tmp_path / 'store.db'}", token=TOKEN,
+                         scheduler=cluster.scheduler_address, index_on_start=False)
+        with LiveServer(app) as server:
+            store = app.state.web.jobs
+            cid = store.create_campaign("dedoppler/search", ["/data/refreshed.h5"], bucket="/b")
+            job = store.list_jobs(cid)[0]["id"]
+            page.goto(server.url + "/workers")
+            assert "idle" in page.locator("#workers td.jobs").inner_text()
+            page.evaluate("window.__notReloaded = true")
+            future = dask_client.submit(_fake_job, job, 8.0, key=task_key(job), pure=False)
+            page.wait_for_function("() => document.querySelector('#workers td.jobs').textContent"
+                                   ".includes('/data/refreshed.h5')", timeout=30_000)
+            assert page.evaluate("window.__notReloaded") is True
+            shot(page, "workers-busy")
+            future.result()
     assert page.errors == []

@@ -46,3 +46,10 @@ def test_serve_answers_over_http(runner_bucket, tmp_path):
         proc.terminate()
         proc.wait(30)
         proc.stdout.close()  # left open, a ResourceWarning
+
+
+def test_serve_refuses_a_body_limit_below_one_byte(capsys):
+    from bl_reservoir.cli import main
+
+    assert main(["serve", "--max-body-bytes", "0", "--no-index"]) == 2
+    assert capsys.readouterr().err.strip() == "bl-reservoir: error: --max-body-bytes must be at least 1, not 0"

@@ -72,8 +72,9 @@ def _snr(value: float | None) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from bl_reservoir import settings
+    from bl_reservoir import settings, storage
     from bl_reservoir.algorithms import get_algorithm
+    from bl_reservoir.io.fetch import local_path, scheme
     from bl_reservoir.sensitivity import harness, report
     from bl_reservoir.sensitivity.grid import Grid, parse_spec, quick_grid
     from bl_reservoir.sensitivity.matching import Tolerances
@@ -93,8 +94,11 @@ def run(args: argparse.Namespace) -> int:
     bucket = settings.bucket(args.bucket)
     scheduler = settings.scheduler(args.scheduler)
     if scheduler:
-        runner = harness.campaign_runner(f"{bucket.rstrip('/')}/sensitivity/{name}/runs", scheduler,
-                                         out / "campaigns.db", force=not args.reuse)
+        runs = f"{bucket.rstrip('/')}/{storage.SENSITIVITY}/{name}/runs"
+        storage.check_bucket(bucket)   # the user's bucket as given; the report's folders in it are ours to make
+        if scheme(runs) == "file":
+            local_path(runs).mkdir(parents=True, exist_ok=True)
+        runner = harness.campaign_runner(runs, scheduler, out / "campaigns.db", force=not args.reuse)
     else:
         runner = harness.local_runner(str(out / "runs"), jobs=args.jobs, force=not args.reuse)
     tolerances = Tolerances(channels=args.channels, drift_bins=args.drift_bins)

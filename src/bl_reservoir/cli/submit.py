@@ -8,12 +8,23 @@ from bl_reservoir.cli._campaign import add_engine_flags, print_summary, run_with
 
 
 def _add_flags(parser: argparse.ArgumentParser) -> None:
+    from bl_reservoir.cli.run import parse_size
+    from bl_reservoir.runner import DEFAULT_MAX_RESULT_BYTES, DEFAULT_TIMEOUT_S
+
     add_engine_flags(parser)
     parser.add_argument("--bucket", metavar="URI", help="where results go (default: BL_RESERVOIR_BUCKET, "
                         "else ./bl-scale)")
     parser.add_argument("--max-attempts", type=int, default=3, metavar="N",
                         help="runs of a job whose worker died before it counts as failed (default 3)")
     parser.add_argument("--force", action="store_true", help="run again even where a complete result exists")
+    parser.add_argument("--timeout", type=float, default=None, metavar="S", dest="timeout_s",
+                        help=f"seconds one job may run before its algorithm is killed and the job failed "
+                        f"(default {DEFAULT_TIMEOUT_S:g}); kept with the campaign for resume and retry")
+    parser.add_argument("--max-result-size", type=parse_size, default=None, metavar="SIZE", dest="max_result_bytes",
+                        help=f"most one job's output may hold, e.g. 500MB or 2GiB (default "
+                        f"{DEFAULT_MAX_RESULT_BYTES // 1024**3} GiB); kept with the campaign")
+    parser.add_argument("--dashboard", action="store_true", help="serve the embedded cluster's Dask dashboard on "
+                        "127.0.0.1 (its address is logged); off by default. A --scheduler has its own")
     events = parser.add_argument_group("cadence events (dedoppler/search campaigns, C8)")
     events.add_argument("--cadence", metavar="FILE", help="cadences as a list: six inputs a line, ON first (as "
                         "turboSETI's find_event_pipeline takes them); default: grouped from the inputs' headers")
@@ -60,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     campaign, _ = run_with_progress(
         campaigns.submit, args.algorithm, inputs, options=options, bucket=args.bucket, db=args.db,
         scheduler=args.scheduler, max_attempts=args.max_attempts, detach=args.detach, force=args.force,
-        events=event_settings(args), on_planned=print_plan)
+        timeout_s=args.timeout_s, max_result_bytes=args.max_result_bytes, dashboard=args.dashboard, events=event_settings(args), on_planned=print_plan)
     if args.detach:
         print(campaign)
         return 0

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 #: Modules that hold exported kernels: imported before the key is computed or the module built.
 KERNEL_MODULES = ("bl_reservoir.dedoppler._taylor", "bl_reservoir.dedoppler._refine",
-                  "bl_reservoir.dedoppler._hits", "bl_reservoir.dedoppler._noise")
+                  "bl_reservoir.dedoppler._hits", "bl_reservoir.dedoppler._noise", "bl_reservoir.dedoppler._desmear")
 _KERNELS: dict[str, Kernel] = {}
 _LAZY: list[LazyJit] = []
 _LOCK = threading.RLock()

@@ -3,7 +3,7 @@
 Why a GPU: every level of the Taylor tree is one whole-array add (the per-row shifts are strides
 of a view, see `_shifted`), which is what a GPU does best, and the search over all drifts is
 the bulk of the work. Only this coarse stage runs there: the few candidates it leaves are
-refined on the CPU by `driver._exact`, so hits are computed identically with or without a GPU.
+refined on the CPU by `_sums.exact`, so hits are computed identically with or without a GPU.
 Memory stays at a few copies of the block: the drift blocks are searched one at a time.
 """
 
@@ -13,7 +13,7 @@ from types import ModuleType
 
 import numpy as np
 
-from bl_reservoir.dedoppler._taylor import fill_padded, join_signs, padded_width, reverse_band
+from bl_reservoir.dedoppler._taylor import fill_padded, join_signs, padded_width, reverse_band, skip_block
 from bl_reservoir.errors import UsageError
 
 
@@ -63,7 +63,7 @@ def _search(xp: ModuleType, padded, width: int, max_bins: int, min_bins: int):
     first_block = True
     for k in range(max_bins // step + 1):
         first = k * step
-        if first + n_rows - 1 < min_bins or first > max_bins:
+        if skip_block.py_func(first, n_rows, min_bins, max_bins):  # the CPU kernel's rule, in Python
             continue
         # row i pre-shifted by k * i channels (the straight part of the drift), as a view
         row, col = padded.strides
@@ -88,7 +88,7 @@ def _search(xp: ModuleType, padded, width: int, max_bins: int, min_bins: int):
 
 def best_sums(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int, pad_value: float,
               factor: int = 1, xp: ModuleType | None = None) -> tuple[np.ndarray, np.ndarray, int]:
-    """The driver's tree search (`driver._best_sums`) on the array module `xp` (None: cupy): per start channel the best tree path sum
+    """The driver's tree search (`_sums.best_sums`) on the array module `xp` (None: cupy): per start channel the best tree path sum
     (float32) over drifts of both signs, the signed centre bin of the drift block holding it (int64),
     and the radius (bins) of a block. Results are numpy arrays.
 

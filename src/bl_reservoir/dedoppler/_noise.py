@@ -9,7 +9,9 @@ spectrum, NaNs), `np.percentile` runs instead, so the result never depends on th
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Any
 
 import numpy as np
 
@@ -49,17 +51,17 @@ def _gather(x: np.ndarray, lows: np.ndarray, highs: np.ndarray, below: np.ndarra
 @exported("float64(float32[::1], float64, float64)")
 @njit(cache=True, nogil=True, fastmath=True)
 def _central_std(x: np.ndarray, low: float, high: float) -> float:
-    """Standard deviation (float64, two passes) of the x strictly between low and high; 0 if none are."""
+    """Standard deviation (float64, two passes) of the x in [low, high] (turboSETI keeps both ends); 0 if none are."""
     n, total = 0, 0.0
     for v in x:
-        keep = (v > low) & (v < high)
+        keep = (v >= low) & (v <= high)
         n += keep
         total += v if keep else 0.0
     if n == 0:
         return 0.0
     mean, squares = total / n, 0.0
     for v in x:
-        keep = (v > low) & (v < high)
+        keep = (v >= low) & (v <= high)
         squares += (v - mean) ** 2 if keep else 0.0
     return math.sqrt(squares / n)
 
@@ -95,7 +97,27 @@ def percentiles(x: np.ndarray, qs: tuple[float, ...] = PERCENTILES) -> np.ndarra
 
 
 def noise_stats(integrated: np.ndarray) -> tuple[float, float]:
-    """turboSETI's noise estimate: median, and std of the central 5-95 percentile of the integrated spectrum."""
+    """turboSETI's noise estimate (`comp_stats`): median, and std of the values from the 5th to the 95th percentile
+    (both included) of the integrated spectrum."""
     low, median, high = percentiles(integrated)
     std = _central_std(integrated, low, high)
     return float(median), std if std > 0 else 1.0
+
+
+class CoarseNoise:
+    """The noise estimates one coarse channel's search needs, from its integrated spectrum, each computed once
+    however many parts of the coarse channel are searched (`_band.bands`)."""
+
+    def __init__(self, integrated: np.ndarray):
+        self.integrated = integrated
+        self.memo: dict[Any, Any] = {}  # other estimates derived from it (desmearing's, per width)
+
+    @functools.cached_property
+    def stats(self) -> tuple[float, float]:
+        """`noise_stats` of the coarse channel: median and standard deviation."""
+        return noise_stats(self.integrated)
+
+    @functools.cached_property
+    def pairs(self) -> tuple[float, float]:
+        """`noise_stats` of its pairs of adjacent channels summed (the coarse-to-fine search's first stage)."""
+        return noise_stats(self.integrated[0::2] + self.integrated[1::2])

@@ -150,18 +150,25 @@ def padded_width(width: int, n_rows: int, max_bins: int, chunk: int) -> int:
     return width + chunk + 2 * n_rows + max_bins + 1
 
 
-def fill_padded(block, padded, factor: int, pad_value: float) -> None:
-    """`padded` <- `block` with every `factor` adjacent channels summed; zero rows past n_time, `pad_value`
-    past the band. `block` and `padded` are numpy arrays, or cupy arrays on the GPU path."""
-    n_time, width = block.shape[0], block.shape[1] // factor
-    target = padded[:n_time, :width]
-    if factor == 1:
-        target[...] = block
-    elif isinstance(block, np.ndarray):
-        sum_channels(block, target, factor)
-    else:
-        target[...] = block[:, :width * factor].reshape(n_time, width, factor).sum(axis=2)
-    padded[:n_time, width:] = pad_value
+def fill_padded(pieces, padded, factor: int, pad_value: float) -> None:
+    """`padded` <- the `pieces` side by side (one block, or a coarse channel and its neighbours' channels) with
+    every `factor` adjacent channels summed; zero rows past n_time, `pad_value` past the band. Each piece
+    holds a multiple of `factor` channels. Numpy arrays, or cupy arrays on the GPU path."""
+    pieces = pieces if isinstance(pieces, (list, tuple)) else (pieces,)
+    n_time, col = pieces[0].shape[0], 0
+    for block in pieces:
+        width = block.shape[1] // factor
+        target = padded[:n_time, col:col + width]
+        if width == 0:
+            continue
+        if factor == 1:
+            target[...] = block
+        elif isinstance(block, np.ndarray):
+            sum_channels(block, target, factor)
+        else:
+            target[...] = block[:, :width * factor].reshape(n_time, width, factor).sum(axis=2)
+        col += width
+    padded[:n_time, col:] = pad_value
     padded[n_time:] = 0.0
 
 
@@ -172,6 +179,14 @@ def reverse_band(padded, n_time: int, width: int) -> None:
         reverse_channels(target)
     else:
         target[...] = target[:, ::-1].copy()  # a copy: cupy does not guard overlapping assignments
+
+
+@njit(cache=True, nogil=True)
+def skip_block(first: int, n_rows: int, min_bins: int, max_bins: int) -> bool:
+    """Whether drift block `first`..`first + n_rows - 1` adds nothing: none of its drifts is in min..max, or only
+    its last, which the next block searches as its first (a whole tree for one drift, twice)."""
+    last = first + n_rows - 1
+    return last < min_bins or first > max_bins or (n_rows > 1 and last == min_bins)
 
 
 @exported("void(float32[:, ::1], int64, int64, int64, float32[::1], int32[::1], int64, int64, int64)")
@@ -190,7 +205,7 @@ def _search_chunks(padded: np.ndarray, width: int, max_bins: int, min_bins: int,
         first_block = True
         for k in range(max_bins // step + 1):
             first = k * step
-            if first + n_rows - 1 < min_bins or first > max_bins:
+            if skip_block(first, n_rows, min_bins, max_bins):
                 continue
             if n_rows == 1:  # a single spectrum: every drift is the same sum
                 tmp[0, :] = 0.0

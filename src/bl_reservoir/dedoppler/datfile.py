@@ -3,7 +3,7 @@
 Layout (turboSETI 2.3.2 `FileWriter`): a 9-line header (`# File ID`, `# Source`, `# MJD`/`RA`/`DEC`,
 `# DELTAT`/`DELTAF(Hz)`/`max_drift_rate`/`obs_length`, column names) and one tab-separated line of
 12 fields per hit. As in turboSETI, `Index` is the channel within its coarse channel and
-`freq_start`/`freq_end` bound the +-2x-max-drift window around the hit.
+`freq_start`/`freq_end` bound the +-2x-max-drift window around the hit, clipped to its coarse channel.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ def _sexagesimal(value: float, unit: str) -> str:
 
 
 def dat_text(file_id: str, header: Mapping[str, Any], hits: pd.DataFrame, *, n_time: int,
-             max_drift: float, window_channels: int) -> str:
-    """The whole `.dat` file as text; `hits` has the columns of `driver.HIT_COLUMNS`."""
+             max_drift: float, window_channels: int, coarse_channel_width: int | None = None) -> str:
+    """The whole `.dat` file as text; `hits` has the columns of `driver.HIT_COLUMNS`. `freq_start`/`freq_end`
+    are clipped to the hit's coarse channel (of `coarse_channel_width` channels), as turboSETI clips them."""
     foff_mhz = float(header["foff"])
     lines = [_RULE, f"# File ID: {file_id} \n", _RULE,
              f"# Source:{header.get('source_name', '')}\n",
@@ -59,6 +60,9 @@ def dat_text(file_id: str, header: Mapping[str, Any], hits: pd.DataFrame, *, n_t
     for number, hit in enumerate(hits.itertuples(index=False), start=1):
         lo = int(hit.index) - window_channels
         hi = int(hit.index) + window_channels - 1
+        if coarse_channel_width:
+            first = int(hit.index) - int(hit.channel_in_coarse)
+            lo, hi = max(lo, first), min(hi, first + coarse_channel_width - 1)
         fields = [f"{number:06d}", f"{hit.drift_rate:10.6f}", f"{hit.snr:10.6f}", f"{hit.freqs:14.6f}",
                   f"{hit.freqs:14.6f}", f"{int(hit.channel_in_coarse):d}",
                   f"{header['fch1'] + foff_mhz * lo:14.6f}", f"{header['fch1'] + foff_mhz * hi:14.6f}",
@@ -68,11 +72,11 @@ def dat_text(file_id: str, header: Mapping[str, Any], hits: pd.DataFrame, *, n_t
 
 
 def write_dat(path: str | os.PathLike, header: Mapping[str, Any], hits: pd.DataFrame, *, n_time: int,
-              max_drift: float, window_channels: int) -> Path:
+              max_drift: float, window_channels: int, coarse_channel_width: int | None = None) -> Path:
     """Write `<stem>.dat`; its File ID names `<stem>.h5`, as turboSETI's does."""
     path = Path(path)
     text = dat_text(f"{path.stem}.h5", header, hits, n_time=n_time, max_drift=max_drift,
-                    window_channels=window_channels)
+                    window_channels=window_channels, coarse_channel_width=coarse_channel_width)
     path.write_text(text)
     return path
 

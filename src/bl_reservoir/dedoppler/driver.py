@@ -1,7 +1,10 @@
 """The de-Doppler search of one observation, streamed one coarse channel at a time.
 
-Per coarse channel: repair the DC spike, estimate the noise of the integrated spectrum, search
-every drift 0..+-max (coarse-to-fine by default, or exhaustively), then pick one hit per signal.
+Per coarse channel: estimate the noise of the integrated spectrum, repair the DC spike, search every
+drift 0..+-max over the coarse channel and its neighbours' nearest channels (`_band`), exhaustively
+or coarse-to-fine (`_sums`) or desmeared (`_desmear`), pick one hit per signal, drop paths that
+only cross a stronger hit's track (`_crossing`), keep the hits that start in the coarse channel
+proper, and move each to the centre of its drift plateau (`_plateau`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ import functools
 import gc
 import logging
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -19,34 +21,26 @@ import numpy as np
 import pandas as pd
 
 from bl_reservoir.dedoppler._aot import compiled_module
-from bl_reservoir.dedoppler._hits import hit_search
-from bl_reservoir.dedoppler._noise import noise_stats
-from bl_reservoir.dedoppler._refine import drift_offsets, drift_profile, refine
-from bl_reservoir.dedoppler._taylor import (
-    drift_search,
-    fill_padded,
-    join_signs,
-    padded_width,
-    reverse_band,
-)
-from bl_reservoir.errors import InvalidObservation
+from bl_reservoir.dedoppler._band import Band, bands, blank_dc, prepared
+from bl_reservoir.dedoppler._crossing import one_hit_per_signal
+from bl_reservoir.dedoppler._desmear import desmeared_sums
+from bl_reservoir.dedoppler._noise import CoarseNoise
+from bl_reservoir.dedoppler._plateau import centre_drifts
+from bl_reservoir.dedoppler._refine import NO_NORM, drift_offsets
+from bl_reservoir.dedoppler._sums import COARSE_TO_FINE_MIN_SNR, coarse_to_fine, cpu_threads, exhaustive
+from bl_reservoir.errors import InvalidObservation, UsageError
 
 log = logging.getLogger(__name__)
+
+__all__ = ["HIT_COLUMNS", "DriftGrid", "SearchParameters", "blank_dc", "cpu_threads", "search_block",
+           "search_observation", "warm_up"]
 
 #: Columns of the hits table (units: MHz, Hz/s; `index` is the fine channel in the file).
 HIT_COLUMNS = ["index", "freqs", "coarse_channel", "drift_rate", "snr", "freq_start", "freq_end",
                "channel_in_coarse", "drift_bins", "n_candidates"]
 
-#: A coarse-stage candidate must reach this fraction of --snr (its noise is sqrt(2) larger).
-CANDIDATE_FRACTION = 0.55
-_CHUNK = 2048  # columns per tree chunk: buffers of 16 rows stay in L2 (measured best of 512..8192)
 _STAMP_MARGIN = 8
 _WARM_UP_WIDTH = 16384  # channels of the warm-up block: wide enough for _noise's numba path at both stages
-#: A hit's drift is the centroid of the drifts whose best sum is within this many noise sigmas of the top,
-#: looked for within _PLATEAU_BINS drift bins and _PLATEAU_COLS start channels of the strongest path.
-PLATEAU_SIGMA = 2.0
-_PLATEAU_BINS = 8
-_PLATEAU_COLS = 4
 
 
 @dataclass(frozen=True)
@@ -63,6 +57,7 @@ class SearchParameters:
     # tree and the next coarse channel read ahead
     threads: int = 0
     gpu: bool = False  # the coarse tree search on a CUDA GPU through cupy (`_gpu`); refinement stays here
+    desmear: bool = False  # drifts over one channel per integration sum the channels crossed in it (`_desmear`)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,194 +70,128 @@ class DriftGrid:
     n_time: int
     n_rows: int  # n_time padded to a power of two
     resolution: float  # Hz/s per bin, signed like foff (drift_rate = bins * resolution)
-    max_bins: int
-    min_bins: int
+    max_bins: int  # the last bin searched: the first at or past max_drift, so a signal at +-max loses nothing
+    min_bins: int  # the first bin searched and reported: at or past min_drift
+    last_bins: int  # the last bin reported: at or below max_drift (a hit found past it is reported there)
 
     @classmethod
     def for_header(cls, header: dict, n_time: int, params: SearchParameters) -> DriftGrid:
+        """Bins searched from `min_drift` to just past `max_drift`, reported from `min_drift` to `max_drift`, both
+        included (`min_bins` is above `last_bins` when no bin lies between them)."""
         n_rows = 1 << max(0, math.ceil(math.log2(max(n_time, 1))))
         foff_hz = header["foff"] * 1e6
         resolution = foff_hz / (max(n_rows - 1, 1) * header["tsamp"])
-        # ceil: the last bin reaches max_drift, so +-max is searched with no gap at the edges
         max_bins = math.ceil(params.max_drift / abs(resolution) - 1e-9)
+        last_bins = math.floor(params.max_drift / abs(resolution) + 1e-9)
         min_bins = math.ceil(params.min_drift / abs(resolution) - 1e-9)
-        return cls(n_time, n_rows, resolution, max_bins, min(min_bins, max_bins))
+        return cls(n_time, n_rows, resolution, max_bins, min(min_bins, max_bins), last_bins)
 
     def excursion(self) -> int:
         """Largest drift excursion over the data, in channels."""
         return math.ceil(self.max_bins * (self.n_time - 1) / max(self.n_rows - 1, 1))
 
+    @property
+    def step(self) -> int:
+        """Drift bins per drift block of the tree: a block moves one more channel per row."""
+        return max(self.n_rows - 1, 1)
 
-def blank_dc(block: np.ndarray) -> None:
-    """Replace the centre channel (the DC spike of the coarse-channel FFT) by its neighbours' mean, in place."""
-    mid = block.shape[1] // 2
-    if 0 < mid < block.shape[1] - 1:
-        block[:, mid] = 0.5 * (block[:, mid - 1] + block[:, mid + 1])
-
-
-def cpu_threads(threads: int) -> int:
-    """Threads a search with `threads` uses; 0 counts as numba would (NUMBA_NUM_THREADS, else the cores this
-    process may run on), without importing numba."""
-    if threads > 0:
-        return threads
-    if os.environ.get("NUMBA_NUM_THREADS", "").strip():
-        return max(1, int(os.environ["NUMBA_NUM_THREADS"]))
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-
-
-def _best_sums(block: np.ndarray, n_rows: int, max_bins: int, min_bins: int, pad_value: float,
-               factor: int = 1, threads: int = 1, gpu: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
-    """Exhaustive tree search over drifts of both signs of `block` with every `factor` channels summed:
-    per start channel the best path sum, and the signed centre of the drift block holding it, with
-    the radius (bins) that block spans."""
-    if gpu:
-        from bl_reservoir.dedoppler._gpu import best_sums
-
-        return best_sums(block, n_rows, max_bins, min_bins, pad_value, factor)
-    width = block.shape[1] // factor
-    step = max(n_rows - 1, 1)
-    padded = np.empty((n_rows, padded_width(width, n_rows, max_bins, _CHUNK)), dtype=np.float32)
-    best = np.empty(width, dtype=np.float32)
-    block_k = np.empty(width, dtype=np.int32)
-    threads = cpu_threads(threads)
-    fill_padded(block, padded, factor, pad_value)
-    drift_search(padded, width, max_bins, min_bins, best, block_k, _CHUNK, threads)
-    best_r = np.empty(width, dtype=np.float32)
-    block_r = np.empty(width, dtype=np.int32)
-    reverse_band(padded, block.shape[0], width)  # the negative drifts: the same search, channels reversed
-    drift_search(padded, width, max_bins, min_bins, best_r, block_r, _CHUNK, threads)
-    centre = np.empty(width, dtype=np.int64)
-    join_signs(best, block_k, best_r, block_r, step, centre)
-    return best, centre, step - step // 2
-
-
-def _exact(block: np.ndarray, n_rows: int, pad_value: float, columns: np.ndarray, centres: np.ndarray,
-           radius_cols: int, radius_bins: int, min_bins: int, max_bins: int,
-           factor: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Sums along the tree's own paths near (column, signed drift) pairs, columns of `factor` channels
-    summed: best sum and drift per column."""
-    width = block.shape[1] // factor
-    best = np.full(width, -np.inf, dtype=np.float32)
-    bins = np.zeros(width, dtype=np.int32)
-    if columns.size:
-        refine(block, pad_value, drift_offsets(n_rows, max_bins), columns.astype(np.int64),
-               centres.astype(np.int64), radius_cols, radius_bins, min_bins, max_bins, best, bins, factor)
-    return best, bins
-
-
-def _exhaustive(block: np.ndarray, grid: DriftGrid, pad_value: float, params: SearchParameters, median: float,
-                std: float) -> tuple[np.ndarray, np.ndarray]:
-    """Tree sums for every channel; exact sums and drifts for those over the threshold."""
-    threshold = params.snr
-    best, centre, radius = _best_sums(block, grid.n_rows, grid.max_bins, grid.min_bins, pad_value,
-                                      threads=params.threads, gpu=params.gpu)
-    over = np.flatnonzero((best - median) / std >= threshold)
-    exact, bins = _exact(block, grid.n_rows, pad_value, over, centre[over], 0, radius,
-                         grid.min_bins, grid.max_bins)
-    best[over] = exact[over]
-    return best, bins
-
-
-def _coarse_to_fine(block: np.ndarray, integrated: np.ndarray, grid: DriftGrid, pad_value: float,
-                    params: SearchParameters) -> tuple[np.ndarray, np.ndarray]:
-    """Search pairs of summed channels (a quarter of the work), then sum exactly the paths near candidates."""
-    threshold = params.snr
-    max_c, min_c = grid.max_bins // 2 + 1, max(0, grid.min_bins // 2 - 1)
-    best_c, centre_c, radius_c = _best_sums(block, grid.n_rows, max_c, min_c, 2 * pad_value, factor=2,
-                                            threads=params.threads, gpu=params.gpu)
-    med_c, std_c = noise_stats(integrated[0::2] + integrated[1::2])
-    cand = np.flatnonzero((best_c - med_c) / std_c >= threshold * CANDIDATE_FRACTION)
-    _, bins_c = _exact(block, grid.n_rows, 2 * pad_value, cand, centre_c[cand], 0, radius_c, min_c, max_c, factor=2)
-    return _exact(block, grid.n_rows, pad_value, 2 * cand, 2 * bins_c[cand], 3, 4, grid.min_bins, grid.max_bins)
+    def margin(self, desmear: bool) -> int:
+        """Channels of each neighbouring coarse channel searched with a coarse channel (even, so that pairs of
+        channels line up): twice the excursion, so that every path and hit window of its own channels reads what
+        a search of the whole band would."""
+        widest = self.max_bins // self.step + 1 if desmear else 0
+        return 2 * (self.excursion() + widest)
 
 
 def search_block(block: np.ndarray, header: dict, grid: DriftGrid, params: SearchParameters,
-                 coarse_channel: int, first_channel: int) -> tuple[pd.DataFrame, np.ndarray]:
+                 coarse_channel: int, first_channel: int, left: np.ndarray | None = None,
+                 right: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """Hits of one coarse channel (n_time, W) and their stamps (n_hits, n_time, stamp width).
 
-    `first_channel` is the file index of the block's first channel. `block` is modified (DC repair).
+    `first_channel` is the file index of the block's first channel; `left` and `right` are the
+    channels just below and above it (already DC-repaired), if any. `block` is modified (DC repair).
     """
-    n_time, width = block.shape
+    noise = CoarseNoise(block.sum(axis=0))  # before the DC repair, as turboSETI estimates the noise
     if params.blank_dc:
         blank_dc(block)
-    integrated = block.sum(axis=0)  # float32: 16-64 terms lose nothing that matters, and it is 4x faster
-    median, std = noise_stats(integrated)
+    band = Band.alone(block)
+    if left is not None or right is not None:
+        empty = band.left
+        band = Band(block, empty if left is None else np.ascontiguousarray(left, dtype=np.float32),
+                    empty if right is None else np.ascontiguousarray(right, dtype=np.float32))
+    return search_band(band, noise, header, grid, params, coarse_channel, first_channel)[:2]
+
+
+def search_band(band: Band, noise: CoarseNoise, header: dict, grid: DriftGrid, params: SearchParameters,
+                coarse_channel: int, first_channel: int, in_coarse: int = 0
+                ) -> tuple[pd.DataFrame, np.ndarray, int]:
+    """`search_block` on a prepared band (its `own` hits); `noise` is its coarse channel's, `first_channel` the
+    file channel of `band.block`'s first and `in_coarse` its channel in the coarse channel. Also returns how many
+    of its own channels reach the threshold."""
+    n_time, width = band.n_time, band.block.shape[1]
+    coarse_width = noise.integrated.shape[0]
+    median, std = noise.stats
     pad_value = median / n_time
     stamp_width = 2 * (grid.excursion() + _STAMP_MARGIN) + 1
-    empty = pd.DataFrame(columns=HIT_COLUMNS), np.zeros((0, n_time, stamp_width), dtype=np.float32)
-    if (float(block.max()) * n_time - median) / std < params.snr:
+    empty = pd.DataFrame(columns=HIT_COLUMNS), np.zeros((0, n_time, stamp_width), dtype=np.float32), 0
+    if not params.desmear and (band.max() * n_time - median) / std < params.snr:
         return empty  # not even a path of the brightest sample everywhere could make a hit
-    if params.exhaustive or width % 2:
-        best, bins = _exhaustive(block, grid, pad_value, params, median, std)
+    desmear_step, norm = 0, NO_NORM
+    if params.desmear:
+        best, bins, norm = desmeared_sums(band, noise, grid, pad_value, params)
+        desmear_step = grid.step
+    elif params.exhaustive or width % 2 or params.snr < COARSE_TO_FINE_MIN_SNR:
+        best, bins = exhaustive(band, grid, pad_value, params, median, std)
     else:
-        best, bins = _coarse_to_fine(block, integrated, grid, pad_value, params)
+        best, bins = coarse_to_fine(band, noise, grid, pad_value, params)
     snr = (best - median) / std
-    n_candidates = int(np.count_nonzero(snr >= params.snr))
-    found = hit_search(snr, params.snr, grid.excursion())
+    own = band.own
+    n_candidates = int(np.count_nonzero(snr[own] >= params.snr))
+    found = one_hit_per_signal(band, snr, bins, drift_offsets(grid.n_rows, grid.max_bins), pad_value, median, std,
+                               params.snr, grid.excursion(), desmear_step, norm)
+    found = found[(found >= own.start) & (found < own.stop)]  # a hit belongs to where its strongest path starts
     if found.size == 0:
-        return empty
+        return *empty[:2], n_candidates
     snr_found = snr[found].astype(np.float64)  # the detection statistic: the strongest path's SNR
-    found, hit_bins = _centre_drifts(block, grid, pad_value, std, found, bins[found])
+    columns, hit_bins = centre_drifts(band, grid, pad_value, std, found, bins[found], desmear_step, norm,
+                                      median + params.snr * std)
+    channel = np.clip(columns - band.offset + in_coarse, 0, coarse_width - 1)  # in the coarse channel
     drift = hit_bins * grid.resolution
-    freqs = header["fch1"] + header["foff"] * (first_channel + found)
+    freqs = header["fch1"] + header["foff"] * (first_channel - in_coarse + channel)
     duration = (n_time - 1) * header["tsamp"]
     hits = pd.DataFrame({
-        "index": first_channel + found,
+        "index": first_channel - in_coarse + channel,
         "freqs": freqs,
         "coarse_channel": coarse_channel,
         "drift_rate": drift,
         "snr": snr_found,
         "freq_start": freqs,
         "freq_end": freqs + drift * duration * 1e-6,
-        "channel_in_coarse": found,
+        "channel_in_coarse": channel,
         "drift_bins": hit_bins,
         "n_candidates": n_candidates,
     }, columns=HIT_COLUMNS)
-    return hits, _stamps(block, found, stamp_width, pad_value)
+    return hits, _stamps(band, channel - in_coarse + band.offset, stamp_width, pad_value), n_candidates
 
 
-def _centre_drifts(block: np.ndarray, grid: DriftGrid, pad_value: float, std: float, columns: np.ndarray,
-                   drifts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each hit's drift moved to the centre of its plateau: start column and drift bins per hit.
-
-    A signal several channels wide sums almost the same along a few neighbouring drifts (each with
-    its own start column), so the single largest sum lands anywhere on that plateau by noise. The
-    centroid of the neighbouring drifts within PLATEAU_SIGMA noise sigmas of the top is the better
-    estimate; for a narrow signal the plateau is one drift and nothing moves.
-    """
-    offsets = drift_offsets(grid.n_rows, grid.max_bins)
-    out_cols, out_bins = columns.copy(), drifts.astype(np.int64)
-    profile = np.empty(2 * _PLATEAU_BINS + 1, dtype=np.float64)
-    profile_cols = np.empty(profile.size, dtype=np.int64)
-    for n, (col, drift) in enumerate(zip(columns.tolist(), out_bins.tolist())):
-        drift_profile(block, pad_value, offsets, col, drift, _PLATEAU_COLS, grid.min_bins, grid.max_bins,
-                      profile, profile_cols)
-        out_cols[n], out_bins[n] = _plateau_centre(profile, profile_cols, PLATEAU_SIGMA * std, drift - _PLATEAU_BINS)
-    return out_cols, out_bins
-
-
-def _plateau_centre(profile: np.ndarray, columns: np.ndarray, depth: float, first_drift: int) -> tuple[int, int]:
-    """Start column and drift at the centroid of the drifts within `depth` of the top of `profile`,
-    among the searched drifts on the top's side of any gap (drifts below --min-drift are -inf)."""
-    top = int(np.argmax(profile))
-    lo, hi = top, top
-    while lo > 0 and np.isfinite(profile[lo - 1]):
-        lo -= 1
-    while hi < profile.size - 1 and np.isfinite(profile[hi + 1]):
-        hi += 1
-    weight = np.clip(profile[lo:hi + 1] - (profile[top] - depth), 0.0, None)
-    centre = lo + int(np.rint(weight @ np.arange(hi - lo + 1) / weight.sum()))
-    return int(columns[centre]), first_drift + centre
-
-
-def _stamps(block: np.ndarray, centres: np.ndarray, stamp_width: int, pad_value: float) -> np.ndarray:
+def _stamps(band: Band, centres: np.ndarray, stamp_width: int, pad_value: float) -> np.ndarray:
+    """The data around each hit's band column, `pad_value` past the file's edges."""
     half = stamp_width // 2
-    width = block.shape[1]
-    out = np.full((len(centres), block.shape[0], stamp_width), pad_value, dtype=np.float32)
-    for n, c in enumerate(centres):
-        lo, hi = max(0, c - half), min(width, c + half + 1)
-        out[n, :, lo - (c - half):hi - (c - half)] = block[:, lo:hi]
+    out = np.full((len(centres), band.n_time, stamp_width), pad_value, dtype=np.float32)
+    for n, c in enumerate(centres.tolist()):
+        lo = max(0, c - half)
+        window = band.window(lo, c + half + 1)
+        out[n, :, lo - (c - half):lo - (c - half) + window.shape[1]] = window
     return out
+
+
+def _coarse_channel_hits(path: str, parts: list[tuple[int, pd.DataFrame, int]]) -> pd.DataFrame:
+    """The hits of one coarse channel's parts, each counting the candidates of the whole coarse channel."""
+    frames = [hits for _, hits, _ in parts if len(hits)]
+    hits = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=HIT_COLUMNS)
+    hits["n_candidates"] = sum(n for _, _, n in parts)
+    log.info("%s: coarse channel %d: %d hits", path, parts[0][0], len(hits))
+    return hits
 
 
 @functools.cache
@@ -303,20 +232,34 @@ def search_observation(obs, params: SearchParameters) -> tuple[pd.DataFrame, np.
     if obs.n_time < 2:
         raise InvalidObservation(obs.path, f"{obs.n_time} spectrum: a drift search needs at least 2")
     grid = DriftGrid.for_header(obs.header, obs.n_time, params)
+    resolution = abs(grid.resolution)
+    if grid.min_bins > grid.last_bins:
+        raise UsageError(f"{obs.path}: no drift of its grid lies in --min-drift {params.min_drift} .. --max-drift "
+                         f"{params.max_drift} Hz/s (drifts are multiples of {resolution:.6f} Hz/s)")
+    if grid.excursion() > obs.coarse_channel_width:  # the drift grid's buffers grow with it: refuse, not run out
+        raise UsageError(f"{obs.path}: --max-drift {params.max_drift} Hz/s carries a signal {grid.excursion()} "
+                         f"channels over the observation, more than a coarse channel ({obs.coarse_channel_width})")
     log.info("%s: %d coarse channels, drift resolution %.6f Hz/s, %d bins each sign",
-             obs.path, obs.n_coarse_channels, abs(grid.resolution), grid.max_bins)
-    frames, stamps = [], []
+             obs.path, obs.n_coarse_channels, resolution, grid.max_bins)
+    frames, stamps, parts = [], [], []
+    read_ahead = cpu_threads(params.threads) > 1
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm-up") as pool:
         warm = pool.submit(warm_up, grid, params)
-        for cc, block in obs.iter_coarse_channels(read_ahead=cpu_threads(params.threads) > 1):
+        channels = prepared(obs, read_ahead, params.blank_dc)
+        for cc, noise, band, in_coarse in bands(channels, grid.margin(params.desmear)):
             warm.result()
+            if in_coarse == 0 and parts:  # a new coarse channel: the previous one is done
+                frames.append(_coarse_channel_hits(obs.path, parts))
+                parts = []
             start, _ = obs.coarse_channel_bounds(cc)
-            hits, stamp = search_block(block, obs.header, grid, params, cc, start)
-            log.info("%s: coarse channel %d: %d hits", obs.path, cc, len(hits))
-            if len(hits):
-                frames.append(hits)
-                stamps.append(stamp)
-            del block
+            hits, stamp, n_candidates = search_band(band, noise, obs.header, grid, params, cc, start + in_coarse,
+                                                    in_coarse)
+            parts.append((cc, hits, n_candidates))
+            stamps.append(stamp)
+            del band
+        if parts:
+            frames.append(_coarse_channel_hits(obs.path, parts))
+    frames = [f for f in frames if len(f)]
     if frames:
         hits = pd.concat(frames, ignore_index=True)
         return hits, np.concatenate(stamps), grid

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import sys
 import time
@@ -34,7 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--coarse-channel-width", type=int, default=None,
                         help="fine channels per coarse channel (default: from the header)")
     parser.add_argument("--exhaustive", action="store_true",
-                        help="search every channel at full resolution instead of coarse-to-fine (slower, same hits)")
+                        help="search every channel at full resolution instead of coarse-to-fine (slower, same hits; "
+                             "always so below --snr 10)")
+    parser.add_argument("--desmear", action="store_true",
+                        help="drifts over one channel per integration sum every channel the signal crosses in it "
+                             "(Doppler-smeared signals; several times slower)")
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads: threads for the tree, and the next coarse channel read in the "
                              "background when > 1 (default 0: NUMBA_NUM_THREADS, else all cores; a BL@Scale job "
@@ -54,6 +59,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"{args.input}: --threads must be >= 0, got {args.threads}")
     if args.snr <= 0:
         raise UsageError(f"{args.input}: --snr must be > 0, got {args.snr}")
+    if args.gpu and args.desmear:
+        raise UsageError(f"{args.input}: --desmear runs on the CPU only; drop --gpu or --desmear")
     if args.gpu:
         from bl_reservoir.dedoppler._gpu import require_cupy
 
@@ -73,15 +80,17 @@ def run(args: argparse.Namespace) -> Path:
     _check(args)
     started, t0 = utcnow(), time.perf_counter()
     params = SearchParameters(max_drift=args.max_drift, min_drift=args.min_drift, snr=args.snr,
-                              exhaustive=args.exhaustive, threads=args.threads, gpu=args.gpu)
+                              exhaustive=args.exhaustive, threads=args.threads, gpu=args.gpu, desmear=args.desmear)
     with open_observation(args.input, coarse_channel_width=args.coarse_channel_width) as obs:
         hits, stamps, grid = search_observation(obs, params)
-        header, name, n_time = dict(obs.header), obs.name, obs.n_time
+        header, name, n_time, coarse_width = dict(obs.header), obs.name, obs.n_time, obs.coarse_channel_width
         size = os.path.getsize(obs.path)
     out_dir = Path(args.out_dir) if args.out_dir else default_out_dir(args.input)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # turboSETI's window: +-2 x the drift bins it takes to reach --max-drift, rounded up
     write_dat(out_dir / f"{name}.dat", header, hits, n_time=n_time, max_drift=args.max_drift,
-              window_channels=2 * grid.max_bins)
+              window_channels=2 * math.ceil(args.max_drift / abs(grid.resolution) - 1e-9),
+              coarse_channel_width=coarse_width)
     parameters = {**params.as_dict(), "coarse_channel_width": args.coarse_channel_width,
                   "drift_resolution_hz_s": abs(grid.resolution), "drift_bins": grid.max_bins}
     manifest = build_manifest(algorithm=ALGORITHM, parameters=parameters, input_uri=str(args.input),

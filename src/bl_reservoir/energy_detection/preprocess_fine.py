@@ -15,8 +15,9 @@ With `--best-per-band N` it also writes, before the manifest:
   "rows": [...], "band": [...]}`; `rows[k]` is the info_df row (and `filtered.npy` row) of
   `best_hits.npy[k]`, `band[k]` its band label ("1000-1400", "1400-1700", "1700-").
 
-The mid-resolution product is the same script with `--coarse-channel-width 1024 --window 32
---stride 16 --pvalue 1e-25` (see docs/energy_detection.md).
+The mid-resolution product is the same script with `--coarse-channel-width 1024 --pvalue 1e-25`,
+windows of 256 every 128 as at fine resolution, like the original's final `energy_detection_mid.py`
+(see docs/energy_detection.md).
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("out_dir", nargs="?", help="results folder (default: the input path without extension)")
     parser.add_argument("--threshold", type=float, default=2048.0, help="K^2 above which a window is a hit")
     parser.add_argument("--pvalue", type=float, default=None,
-                        help="instead of --threshold: p-value below which a window is a hit (mid-resolution: 1e-25)")
+                        help="instead of --threshold: p-value below which a window is a hit (mid-resolution: 1e-25, "
+                             "with --coarse-channel-width 1024)")
     parser.add_argument("--window", type=int, default=256, help="window width in fine channels")
     parser.add_argument("--stride", type=int, default=128, help="step between windows in fine channels")
     parser.add_argument("--knots", type=int, default=16, help="bandpass spline: W // knots + 1 channels between knots")

@@ -4,6 +4,9 @@ The observation readers need a local file; `fetch_input` makes one (a checked do
 cache, or the file itself). `filesystem` and `retry` are the fsspec access and retry policy that
 the bucket code (`bl_reservoir.storage`) shares, so every URI is opened and retried one way.
 
+An `http(s)://` input must come from a host `BL_RESERVOIR_INPUT_HOSTS` allows (any public host by
+default; see `bl_reservoir.io.hosts`), checked before any connection and again at each one.
+
 Emulators: with `STORAGE_EMULATOR_HOST` set, `gs://` talks to it anonymously (gcsfs also needs
 `GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false`, set here when missing); `s3://` honours the standard
 `AWS_ENDPOINT_URL`.
@@ -13,14 +16,15 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from bl_reservoir import settings
-from bl_reservoir.errors import FetchError, UploadError
+from bl_reservoir.errors import FetchError, ReservoirError, UploadError
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,9 @@ INPUT_SCHEMES = ("file", "http", "https", "gs", "gcs", "s3")
 #: Seconds to wait before each retry of a transient error (so len + 1 attempts in all).
 RETRY_DELAYS: tuple[float, ...] = (0.5, 1.0, 2.0)
 _PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, ValueError)
+# Worth a retry even when a library wraps them in a permanent-looking error (fsspec's HTTP filesystem
+# turns a refused connection into FileNotFoundError).
+_TRANSIENT = (ConnectionError, TimeoutError)
 
 T = TypeVar("T")
 
@@ -44,11 +51,17 @@ def local_path(uri: str) -> Path:
 
 
 def filesystem(uri: str) -> Any:
-    """The fsspec filesystem for a remote URI, pointed at an emulator when the environment names one."""
+    """The fsspec filesystem for a remote URI, pointed at an emulator when the environment names one;
+    `FetchError` for an http(s) host the allow-list refuses."""
     import fsspec
 
     protocol = scheme(uri)
     options: dict[str, Any] = {}
+    if protocol in ("http", "https"):
+        from bl_reservoir.io import hosts
+
+        hosts.check_url(uri)
+        options["get_client"] = hosts.guarded_client
     if protocol in ("gs", "gcs") and os.environ.get("STORAGE_EMULATOR_HOST"):
         # Without this gcsfs probes for hierarchical namespaces over gRPC, ~1 min per bucket call.
         os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
@@ -71,20 +84,69 @@ def retry(what: str, fn: Callable[[], T], delays: tuple[float, ...] | None = Non
     for attempt, delay in enumerate([*delays, None]):
         try:
             return fn()
-        except _PERMANENT:
-            raise
-        except Exception as exc:  # network stacks raise many types; all are worth a retry
-            if delay is None:
+        except Exception as exc:  # network stacks raise many types; all but the permanent are worth a retry
+            if delay is None or _permanent(exc):
                 raise
             log.info("%s failed (%s: %s); retry %d in %.1f s", what, type(exc).__name__, exc, attempt + 1, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")
 
 
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
+    """`exc`, then its causes and contexts, each once."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _in_chain(exc: BaseException, kinds: type | tuple[type, ...]) -> BaseException | None:
+    """The first exception of `kinds` among `exc` and its causes and contexts."""
+    return next((e for e in _chain(exc) if isinstance(e, kinds)), None)
+
+
+def _permanent(exc: BaseException) -> bool:
+    """A refusal of ours (the host allow-list) or a missing file is permanent; a lost connection is not."""
+    if _in_chain(exc, ReservoirError) is not None:
+        return True
+    return _in_chain(exc, _TRANSIENT) is None and isinstance(exc, _PERMANENT)
+
+
+def _failure(uri: str, exc: BaseException, doing: str, attempts: int) -> ReservoirError:
+    """One line for a failed access to `uri`: our own refusal as it is, a refused connection by that name,
+    a missing file as missing, anything else with its innermost network error."""
+    ours = _in_chain(exc, ReservoirError)
+    if ours is not None:
+        same = isinstance(ours, FetchError) and ours.uri == uri
+        return ours if same else FetchError(uri, getattr(ours, "reason", None) or str(ours))
+    # aiohttp's connection errors carry the host and port they tried
+    connect = next((e for e in _chain(exc) if isinstance(e, OSError) and hasattr(e, "host") and hasattr(e, "port")),
+                   None)
+    if _in_chain(exc, ConnectionRefusedError) is not None:
+        peer = f" by {connect.host}:{connect.port}" if connect is not None else ""
+        return FetchError(uri, f"{doing}: connection refused{peer} ({attempts} attempts)")
+    network = connect or _in_chain(exc, _TRANSIENT)
+    if network is None and isinstance(exc, FileNotFoundError):
+        return FetchError(uri, _missing(scheme(uri)))
+    return FetchError(uri, f"{doing} ({reason(network or exc)})")
+
+
 def reason(exc: BaseException) -> str:
     """`Type: first line of the message`, for one-line errors."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+#: A name that is one folder of a bucket and one segment of a page's URL: letters, digits, `_ . + -`, not
+#: starting with `.` or `-`, at most 200 characters, no `..`. One rule for the runner (which refuses an
+#: input whose observation name breaks it), the bucket and the web (which serves nothing else).
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+\-]{0,199}")
+
+
+def safe_name(value: str) -> bool:
+    """True when `value` is one plain folder or file name (no `..`, `/`, `\\`, spaces, NUL, absolute path)."""
+    return bool(_SAFE_NAME.fullmatch(value)) and ".." not in value
 
 
 def obs_name(uri: str | os.PathLike) -> str:
@@ -116,10 +178,8 @@ def input_size(uri: str) -> int:
     fs = filesystem(uri)
     try:
         info = retry(f"size of {uri}", lambda: fs.info(uri))
-    except FileNotFoundError:
-        raise FetchError(uri, _missing(protocol)) from None
     except Exception as exc:  # noqa: BLE001 - any backend error becomes one line naming the URI
-        raise FetchError(uri, f"cannot reach the source ({reason(exc)})") from None
+        raise _failure(uri, exc, "cannot reach the source", len(RETRY_DELAYS) + 1) from None
     size = info.get("size")
     if size is None:
         raise FetchError(uri, "the source does not say how large the file is")
@@ -135,7 +195,7 @@ def fetch_input(uri: str, cache_dir: str | os.PathLike | None = None) -> Path:
     protocol = _check_input_scheme(uri)
     if protocol == "file":
         input_size(uri)
-        return local_path(uri).resolve()
+        return Path(os.path.abspath(local_path(uri)))   # not resolved: a symlink keeps its own name (its stem)
     size = input_size(uri)
     folder = Path(cache_dir) if cache_dir is not None else settings.cache_dir() / "inputs"
     folder.mkdir(parents=True, exist_ok=True)
@@ -153,10 +213,8 @@ def fetch_input(uri: str, cache_dir: str | os.PathLike | None = None) -> Path:
         os.replace(partial, target)
     except FetchError:
         raise
-    except FileNotFoundError:
-        raise FetchError(uri, _missing(protocol)) from None
     except Exception as exc:  # noqa: BLE001 - any backend error becomes one line naming the URI
-        raise FetchError(uri, f"download failed ({reason(exc)})") from None
+        raise _failure(uri, exc, "download failed", len(RETRY_DELAYS) + 1) from None
     finally:
         partial.unlink(missing_ok=True)
     log.info("fetched %s (%d bytes) to %s", uri, size, target)

@@ -16,6 +16,11 @@ from bl_reservoir.io.observation import Observation
 
 # Attributes BL files carry on `data` that are no header values.
 _NON_HEADER_ATTRS = {"DIMENSION_LABELS", "DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "VERSION"}
+#: No compressor packs samples further (bitshuffle+LZ4 packs constant data ~175x, deflate at most ~1000x):
+#: a `data` claiming more logical bytes than this times the file's size is a forged shape, not data.
+MAX_COMPRESSION_RATIO = 1000
+# Below this many logical bytes the ratio is not checked (tiny test files compress as they like).
+_RATIO_CHECKED_FROM_BYTES = 64 * 2**20
 
 
 def _open(path: str) -> h5py.File:
@@ -37,6 +42,9 @@ def header_and_length(file: h5py.File, path: str) -> tuple[dict[str, Any], int]:
     header = _header.normalize_header(raw, path)
     if data.ndim != 3:
         raise InvalidObservation(path, f"data has shape {data.shape}, expected (n_time, n_ifs, n_chans)")
+    if data.dtype.kind not in "uif":
+        what = "strings" if data.dtype.kind in "SUO" else f"{data.dtype} values"
+        raise InvalidObservation(path, f"data holds {what}, not numbers")
     n_time, n_ifs, n_chans = data.shape
     if (n_ifs, n_chans) != (header["nifs"], header["nchans"]):
         raise InvalidObservation(
@@ -45,6 +53,15 @@ def header_and_length(file: h5py.File, path: str) -> tuple[dict[str, Any], int]:
     if n_time == 0:
         raise InvalidObservation(path, "data holds no spectra")
     return header, int(n_time)
+
+
+def _check_storage(data: h5py.Dataset, path: str) -> None:
+    """Refuse a `data` whose shape claims far more than the file could hold, before anything is read."""
+    logical = data.size * data.dtype.itemsize
+    file_bytes = os.path.getsize(path)
+    if logical > max(_RATIO_CHECKED_FROM_BYTES, MAX_COMPRESSION_RATIO * file_bytes):
+        raise InvalidObservation(path, f"data claims shape {data.shape} ({logical / 2**30:.1f} GiB of {data.dtype}) "
+                                 f"but the file holds {file_bytes} bytes; no compression packs that much")
 
 
 def _short(exc: Exception) -> str:
@@ -59,6 +76,7 @@ class HDF5Observation(Observation):
         self._file = _open(path)
         try:
             header, n_time = header_and_length(self._file, path)
+            _check_storage(self._file["data"], path)
             super().__init__(path, header, n_time, coarse_channel_width)
             self._data = self._file["data"]
         except BaseException:

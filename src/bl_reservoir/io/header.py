@@ -7,6 +7,7 @@ converts SIGPROC's packed hhmmss.s / ddmmss.s values).
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -45,6 +46,9 @@ KEY_TYPES: dict[str, type] = {
 
 #: Keys without which a file cannot be interpreted.
 REQUIRED_KEYS = ("nbits", "nchans", "nifs", "fch1", "foff", "tsamp", "tstart")
+#: Keys every frequency, time and index computation uses: one NaN or infinity among them makes every
+#: hit frequency, drift rate and database row of the file NaN.
+FINITE_KEYS = ("fch1", "foff", "tsamp", "tstart")
 
 #: Fine channels per coarse channel of GBT/Parkes BL products, tried in this order.
 KNOWN_COARSE_WIDTHS = (1_048_576, 1_033_216, 999_424)
@@ -76,6 +80,9 @@ def normalize_header(raw: Mapping[str, Any], path: str) -> dict[str, Any]:
     missing = [key for key in REQUIRED_KEYS if key not in header]
     if missing:
         raise InvalidObservation(path, f"header is missing {', '.join(missing)}")
+    for key in FINITE_KEYS:
+        if not math.isfinite(header[key]):
+            raise InvalidObservation(path, f"header key {key!r} is {header[key]}, expected a finite number")
     if header["nbits"] not in SUPPORTED_NBITS:
         raise InvalidObservation(path, f"nbits is {header['nbits']}, expected one of 8, 16, 32")
     for key in ("nchans", "nifs"):

@@ -14,6 +14,11 @@ from bl_reservoir.errors import InvalidObservation, ReservoirWarning
 from bl_reservoir.io import header as _header
 from bl_reservoir.io.fetch import obs_name
 
+#: The most one coarse channel may take in memory as float32 (n_time x width x 4 bytes). A block is
+#: allocated whole and a header may claim any size, so a larger one is refused when the file is opened.
+#: A BL fine-resolution coarse channel needs 64 MiB; a high-time-resolution one a few hundred.
+MAX_COARSE_CHANNEL_BYTES = 4 * 2**30
+
 
 class Observation:
     """A BL observation opened for reading; subclasses supply `_read(start, stop)`.
@@ -33,6 +38,12 @@ class Observation:
             raise InvalidObservation(self.path, f"coarse-channel width {width} does not divide nchans {self.n_chans}")
         self.coarse_channel_width = int(width)
         self.n_coarse_channels = self.n_chans // self.coarse_channel_width
+        block_bytes = self.n_time * self.coarse_channel_width * np.dtype(np.float32).itemsize
+        if block_bytes > MAX_COARSE_CHANNEL_BYTES:
+            raise InvalidObservation(self.path, f"one coarse channel ({self.n_time} x {width} samples) would "
+                                     f"take {block_bytes / 2**30:.1f} GiB, over the "
+                                     f"{MAX_COARSE_CHANNEL_BYTES / 2**30:.0f} GiB a block may use; set nfpc in the "
+                                     "header to read it in narrower coarse channels")
 
     @property
     def name(self) -> str:

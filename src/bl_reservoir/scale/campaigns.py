@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -45,13 +46,19 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
             matched = sorted(glob.glob(str(Path(item).expanduser())))
             if not matched:
                 raise UsageError(f"{item}: no file matches")
-            out.extend(str(Path(p).resolve()) for p in matched)
+            out.extend(_absolute(Path(p)) for p in matched)
         else:
             path = Path(item).expanduser()
             if not path.exists():
                 raise UsageError(f"{item}: no such file")
-            out.append(str(path.resolve()))
+            out.append(_absolute(path))
     return out
+
+
+def _absolute(path: Path) -> str:
+    """An absolute path that keeps the name the user gave: a symlink `obs_1.h5 -> ho.h5` stays `obs_1.h5`,
+    whose result is `<bucket>/obs_1/...` (resolving it would name the result after the link's target)."""
+    return os.path.abspath(path)
 
 
 def _bucket_uri(flag: str | None) -> str:
@@ -65,20 +72,31 @@ def _bucket_uri(flag: str | None) -> str:
 
 def submit(algorithm: str, inputs: Sequence[str], *, options: Sequence[str] = (), bucket: str | None = None,
            db: str | None = None, scheduler: str | None = None, max_attempts: int = 3, detach: bool = False,
-           force: bool = False, events: EventSettings | None = None, on_created: Created | None = None,
-           on_planned: Planned | None = None, on_progress: Progress | None = None,
-           engine: Any = None) -> tuple[str, dict[str, int]]:
+           force: bool = False, timeout_s: float | None = None, max_result_bytes: int | None = None,
+           events: EventSettings | None = None,
+           on_created: Created | None = None, on_planned: Planned | None = None,
+           on_progress: Progress | None = None, engine: Any = None,
+           dashboard: bool = False) -> tuple[str, dict[str, int]]:
     """Create a campaign and run it (or detach from it); its id and counts by state.
 
     A campaign of `dedoppler/search` also finds its cadences (`events`: from a list, else from the
     inputs' headers) and runs each one's events stage once its six jobs have succeeded.
-    `engine` (a `bl_reservoir.scale.engine.Engine`) lets several campaigns share one cluster.
+    `timeout_s` and `max_result_bytes` bound each job (None: the runner's defaults). `engine` (a
+    `bl_reservoir.scale.engine.Engine`) lets several campaigns share one cluster; without one, the
+    scheduler is reached (or the embedded cluster started, with its dashboard if `dashboard`) before
+    anything is created, so an unreachable scheduler leaves no campaign that never runs.
     """
     from bl_reservoir.algorithms import get_algorithm
 
     get_algorithm(algorithm)  # unknown names fail here, before any job exists
     if max_attempts < 1:
         raise UsageError(f"--max-attempts must be at least 1, not {max_attempts}")
+    if timeout_s is not None and not timeout_s > 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, not {timeout_s:g}")
+    if max_result_bytes is not None and max_result_bytes < 1:
+        raise UsageError(f"--max-result-size must be at least 1 byte, not {max_result_bytes}")
+    address = settings.scheduler(scheduler)
+    _check_detach(detach, address)
     events = events or EventSettings()
     uris = expand_inputs(inputs)
     if events.cadences is not None:
@@ -92,17 +110,19 @@ def submit(algorithm: str, inputs: Sequence[str], *, options: Sequence[str] = ()
         planned = plan_cadences(uris, events)
     bucket_uri = _bucket_uri(bucket)
     stores = Stores.open(settings.db_url(db, bucket))
-    cid = stores.jobs.create_campaign(algorithm, uris, parameters=list(options), bucket=bucket_uri,
-                                      max_attempts=max_attempts)
-    jobs = stores.jobs.list_jobs(cid)
-    stores.cadences.add(cid, bucket_uri, planned[0], jobs={j["input_uri"]: j["id"] for j in jobs},
-                        parameters=events.parameters)
-    log.info("campaign %s: %d jobs of %s into %s, %d cadences", cid, len(uris), algorithm, bucket_uri,
-             len(planned[0]))
-    if on_planned:
-        on_planned(*planned)
-    return cid, _run(stores, cid, jobs, scheduler=scheduler, detach=detach, force=force,
-                     on_created=on_created, on_progress=on_progress, engine=engine)
+    with _engine(engine, address, dashboard) as running:
+        cid = stores.jobs.create_campaign(algorithm, uris, parameters=list(options), bucket=bucket_uri,
+                                          max_attempts=max_attempts, timeout_s=timeout_s,
+                                          max_result_bytes=max_result_bytes)
+        jobs = stores.jobs.list_jobs(cid)
+        stores.cadences.add(cid, bucket_uri, planned[0], jobs={j["input_uri"]: j["id"] for j in jobs},
+                            parameters=events.parameters)
+        log.info("campaign %s: %d jobs of %s into %s, %d cadences", cid, len(uris), algorithm, bucket_uri,
+                 len(planned[0]))
+        if on_planned:
+            on_planned(*planned)
+        return cid, _run(stores, cid, jobs, scheduler=address, detach=detach, force=force,
+                         on_created=on_created, on_progress=on_progress, engine=running)
 
 
 def _one_input(item: str) -> str:
@@ -114,7 +134,8 @@ def _one_input(item: str) -> str:
 
 def resume(campaign: str, *, db: str | None = None, scheduler: str | None = None, detach: bool = False,
            on_created: Created | None = None, on_progress: Progress | None = None) -> dict[str, int]:
-    """Re-submit every job not finished (queued, or `running` on a worker that may be gone).
+    """Re-submit every job not finished (queued, or `running` on a worker that may be gone, or failed as
+    lost when its heartbeats stopped: `jobs.LOST`).
 
     Safe after any crash: the runner skips a job whose complete result already exists, so no
     result is written twice, and a task still running on the same scheduler is joined, not copied.
@@ -122,7 +143,7 @@ def resume(campaign: str, *, db: str | None = None, scheduler: str | None = None
     stores = Stores.open(settings.db_url(db))
     stores.jobs.get_campaign(campaign)
     stores.cadences.requeue(campaign, ["queued", "running"])
-    return _run(stores, campaign, stores.jobs.requeue(campaign, ACTIVE), scheduler=scheduler,
+    return _run(stores, campaign, stores.jobs.requeue(campaign, ACTIVE, lost=True), scheduler=scheduler,
                 detach=detach, on_created=on_created, on_progress=on_progress)
 
 
@@ -143,11 +164,12 @@ def cancel(campaign: str, *, db: str | None = None, scheduler: str | None = None
     n = store.cancel(campaign)
     address = settings.scheduler(scheduler)
     if address and running:
-        from distributed import Client, Future
+        from distributed import Future
 
+        from bl_reservoir.scale.security import connect
         from bl_reservoir.scale.tasks import cancel_event, task_key
 
-        with Client(address, timeout="10s") as client:
+        with connect(address, timeout_s=10.0) as client:
             cancel_event(campaign, client).set()  # running jobs stop (their workers poll it)
             client.cancel([Future(task_key(job["id"]), client) for job in running], force=True)
     return n
@@ -156,23 +178,32 @@ def cancel(campaign: str, *, db: str | None = None, scheduler: str | None = None
 def _run(stores: Stores, campaign: str, jobs: list[dict], *, scheduler: str | None, detach: bool,
          force: bool = False, on_created: Created | None = None, on_progress: Progress | None = None,
          engine: Any = None) -> dict[str, int]:
-    from contextlib import nullcontext
-
-    from bl_reservoir.scale.engine import Engine
-
     store = stores.jobs
     row = store.get_campaign(campaign)
     address = settings.scheduler(scheduler)
-    if detach and not address:
-        raise UsageError("--detach needs a running scheduler (--scheduler or DASK_SCHEDULER_ADDRESS): "
-                         "an embedded cluster ends with this process")
+    _check_detach(detach, address)
     if not jobs and not stores.cadences.count_cadences(campaign, state="waiting"):
         store.close_campaign(campaign)
         return store.campaign_counts(campaign)
     if on_created:
         on_created(campaign, len(jobs))
-    with nullcontext(engine) if engine is not None else Engine(address) as engine:
+    with _engine(engine, address) as engine:
         if detach:
             engine.detach(store, row, jobs, force=force)
             return store.campaign_counts(campaign)
         return engine.run(stores, row, jobs, force=force, on_progress=on_progress)
+
+
+def _check_detach(detach: bool, address: str | None) -> None:
+    if detach and not address:
+        raise UsageError("--detach needs a running scheduler (--scheduler or DASK_SCHEDULER_ADDRESS): "
+                         "an embedded cluster ends with this process")
+
+
+def _engine(engine: Any, address: str | None, dashboard: bool = False) -> Any:
+    """`engine` as a context that leaves it open, or a new `Engine` (closed on exit)."""
+    from contextlib import nullcontext
+
+    from bl_reservoir.scale.engine import Engine
+
+    return nullcontext(engine) if engine is not None else Engine(address, dashboard=dashboard)

@@ -20,49 +20,56 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bl_reservoir.errors import UsageError
-from bl_reservoir.scale import event_stage
+from bl_reservoir.errors import ReservoirError, UsageError
+from bl_reservoir.runner import DEFAULT_MAX_RESULT_BYTES, DEFAULT_TIMEOUT_S
+from bl_reservoir.scale import event_stage, security
 from bl_reservoir.scale.event_stage import CadenceOutcome, CadenceSpec
 from bl_reservoir.scale.jobs import JobStore
-from bl_reservoir.scale.outcomes import Outcome, Stores, apply_event, apply_outcome, apply_stage
-from bl_reservoir.scale.tasks import JobSpec, cancel_event, job_of, run_task, task_key, topic_of
+from bl_reservoir.scale.outcomes import Outcome, Stores, apply_outcome, apply_stage
+from bl_reservoir.scale.tasks import (
+    JobSpec,
+    cancel_event,
+    detached_stores,
+    internal_error,
+    job_of,
+    record,
+    run_task,
+    task_key,
+    topic_of,
+)
 
 log = logging.getLogger(__name__)
 
 _TICK_SECONDS = 0.1       # how often the submitter drains events and finished tasks
 _PROGRESS_SECONDS = 0.5   # how often it reads counts from the store for the progress callback
+_LOOPBACK = "127.0.0.1"
 
 
 class Engine:
     """A Dask client for campaigns; use as a context manager (it closes what it started)."""
 
-    def __init__(self, scheduler: str | None = None, *, n_workers: int | None = None, processes: bool = False):
-        """Connect to `scheduler`, or start an embedded cluster of `n_workers` job slots (default:
-        one per CPU). Embedded slots are threads unless `processes`: every job already runs its
-        algorithm in a subprocess, and threads start in no time and share one import of everything."""
-        import dask
-        from distributed import Client, LocalCluster
+    def __init__(self, scheduler: str | None = None, *, n_workers: int | None = None, processes: bool = False,
+                 dashboard: bool = False, timeout_s: float = security.CONNECT_TIMEOUT_S):
+        """Connect to `scheduler` (with the control plane's TLS, `scale.security`; `SchedulerUnreachable` after
+        `timeout_s`), or start an embedded cluster of `n_workers` job slots (default: one per CPU). Embedded
+        slots are threads unless `processes`: every job already runs its algorithm in a subprocess, and threads
+        start in no time and share one import of everything. An embedded cluster serves this process only: it
+        listens on 127.0.0.1 (threads talk in-process), and shows its dashboard only when `dashboard`."""
+        from distributed import Client
 
         self.scheduler = scheduler
         self.cluster = None
         self._alive: set[str] = set()
         self._executing: dict[str, str] = {}   # task key -> worker running it now
-        slots = n_workers or os.cpu_count() or 1
-        try:
-            if scheduler:
-                self.client = Client(scheduler, timeout="20s")
-            else:
-                # Engine-side retries are visible in the store; the embedded scheduler retries nothing itself.
-                with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-                    shape = {"n_workers": slots, "threads_per_worker": 1, "host": "127.0.0.1"} if processes \
-                        else {"n_workers": 1, "threads_per_worker": slots}
-                    # its HTTP server (health, metrics) on loopback and a free port: the default 8787 may
-                    # be taken (distributed then warns and leaks the socket it failed to bind)
-                    self.cluster = LocalCluster(processes=processes, dashboard_address="127.0.0.1:0", **shape)
-                self.client = Client(self.cluster)
-        except OSError as exc:
-            raise UsageError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        if scheduler:
+            self.client = security.connect(scheduler, timeout_s)
+        else:
+            self.cluster = _embedded_cluster(n_workers or os.cpu_count() or 1, processes, dashboard)
+            self.client = Client(self.cluster, security=self.cluster.security)
         log.info("engine on %s", self.client.scheduler.address)
+        if self.cluster is not None and dashboard:
+            log.warning("Dask dashboard (--dashboard) on http://%s:%d/status", _LOOPBACK,
+                        self.cluster.scheduler.http_server.port)
 
     def __enter__(self) -> Engine:
         return self
@@ -86,14 +93,14 @@ class Engine:
                         package, ", ".join(sorted(advertised)))
         return {package: 1}
 
-    def _submit(self, job: dict, spec: JobSpec, resources: dict | None, topic: str | None, db_url: str | None):
+    def _submit(self, job: dict, spec: JobSpec, resources: dict | None, topic: str | None, write_store: bool):
         # A job some worker is still executing (its submitter died) goes back to that worker, where
         # Dask joins the running copy instead of starting a second one. The store's `worker` may
         # be late (the attempt event was in flight), so the workers themselves are asked first.
         key = task_key(spec.job_id)
         previous = self._executing.get(key) or job.get("worker")
         placement = {"workers": [previous], "allow_other_workers": True} if previous in self._alive else {}
-        return self.client.submit(run_task, spec, topic, db_url, key=key, pure=False, resources=resources,
+        return self.client.submit(run_task, spec, topic, write_store, key=key, pure=False, resources=resources,
                                   **placement)
 
     def _prepare(self, package: str) -> dict[str, int] | None:
@@ -103,16 +110,38 @@ class Engine:
         return self.resources_for(package)
 
     def detach(self, store: JobStore, campaign: dict, jobs: Sequence[dict], *, force: bool = False) -> None:
-        """Submit and leave: the tasks outlive this client and write the store themselves."""
+        """Submit and leave: the tasks outlive this client and write the store themselves, the workers' own
+        (`BL_RESERVOIR_DB`). Workers that would run them and cannot see this campaign in their store fail the
+        jobs here, with one line saying so, rather than leave them queued for ever."""
         from distributed import fire_and_forget
 
         if self.cluster is not None:
             raise UsageError("--detach needs a running scheduler (--scheduler or DASK_SCHEDULER_ADDRESS): "
                              "an embedded cluster ends with this process")
         resources = self._prepare(campaign["algorithm"].split("/", 1)[0])
+        self._check_workers_store(store, campaign, jobs, resources)
         cancel_event(campaign["id"], self.client).clear()  # a resumed or retried campaign runs again
         for job in jobs:
-            fire_and_forget(self._submit(job, _spec(campaign, job, force), resources, None, store.url))
+            fire_and_forget(self._submit(job, _spec(campaign, job, force), resources, None, True))
+
+    def _check_workers_store(self, store: JobStore, campaign: dict, jobs: Sequence[dict],
+                             resources: dict[str, int] | None) -> None:
+        info = self.client.scheduler_info(n_workers=-1)["workers"]
+        serving = [address for address, worker in info.items()
+                   if not resources or set(resources) <= set(worker.get("resources") or {})]
+        if not serving:
+            return   # no worker yet: the first task to run on one checks (`tasks.detached_stores`)
+        found = self.client.run(_store_error, campaign["id"], campaign["bucket"], workers=serving,
+                                on_error="return")
+        wrong = {address: error for address, error in found.items() if error is not None}
+        if not wrong:
+            return
+        address, error = sorted(wrong.items())[0]
+        reason = f"{len(wrong)} of {len(serving)} workers cannot record this detached campaign, e.g. {address}: {error}"
+        for job in jobs:
+            store.finish_job(job["id"], "failed", error=reason)
+        store.close_campaign(campaign["id"])
+        raise UsageError(reason)
 
     def run(self, stores: Stores, campaign: dict, jobs: Sequence[dict], *, force: bool = False,
             on_progress: Callable[[dict[str, int]], None] | None = None) -> dict[str, int]:
@@ -128,7 +157,7 @@ class Engine:
         resources = self._prepare(campaign["algorithm"].split("/", 1)[0])
         cancel_event(cid, self.client).clear()  # a resumed or retried campaign runs again
         specs = {task_key(job["id"]): _spec(campaign, job, force) for job in jobs}
-        pending = as_completed([self._submit(job, specs[task_key(job["id"])], resources, topic, None)
+        pending = as_completed([self._submit(job, specs[task_key(job["id"])], resources, topic, False)
                                 for job in jobs])
         stages: dict[str, CadenceSpec] = {}
 
@@ -206,9 +235,28 @@ class Engine:
                 return True
             reason = f"{spec.input_uri}: worker lost on each of {attempts} attempts"
         else:
-            reason = f"{spec.input_uri}: internal error {type(exc).__name__}: {exc}"
+            reason = internal_error(spec.input_uri, exc)
         apply_outcome(stores, Outcome(spec.job_id, "failed", error=reason), campaign["algorithm"])
         return False
+
+
+def _embedded_cluster(slots: int, processes: bool, dashboard: bool) -> Any:
+    """A `LocalCluster` of `slots` job slots on loopback, with the control plane's TLS when it is configured."""
+    import dask
+    from distributed import LocalCluster
+
+    # Engine-side retries are visible in the store; the embedded scheduler retries nothing itself.
+    config: dict[str, Any] = {"distributed.scheduler.allowed-failures": 0}
+    if not dashboard:   # Dask always starts the HTTP server; without the dashboard it answers /health only
+        config["distributed.scheduler.http.routes"] = ["distributed.http.health"]
+    # threads talk in-process (inproc://, no socket); processes over TCP or TLS on loopback
+    shape = {"n_workers": slots, "threads_per_worker": 1, "host": _LOOPBACK} if processes \
+        else {"n_workers": 1, "threads_per_worker": slots}
+    with dask.config.set(config):
+        # the HTTP server on loopback and a free port: the default 8787 may be taken (distributed then warns
+        # and leaks the socket it failed to bind)
+        return LocalCluster(processes=processes, dashboard_address=f"{_LOOPBACK}:0",
+                            scheduler_kwargs={"dashboard": dashboard}, security=security.dask_security(), **shape)
 
 
 def _executing_keys(dask_worker: Any) -> list[str]:
@@ -217,9 +265,19 @@ def _executing_keys(dask_worker: Any) -> list[str]:
     return [str(key) for key, ts in dask_worker.state.tasks.items() if ts.state in busy and job_of(key)]
 
 
+def _store_error(campaign: str, bucket: str) -> str | None:
+    """Why this worker's job store cannot take a detached campaign's events; None when it can (runs on workers)."""
+    try:
+        detached_stores(campaign, bucket).close()
+    except ReservoirError as exc:
+        return str(exc)
+    return None
+
+
 def _spec(campaign: dict, job: dict, force: bool) -> JobSpec:
     return JobSpec(job["id"], campaign["id"], campaign["algorithm"], job["input_uri"], campaign["bucket"],
-                   tuple(campaign["parameters"]), force)
+                   tuple(campaign["parameters"]), force, campaign.get("timeout_s") or DEFAULT_TIMEOUT_S,
+                   campaign.get("max_result_bytes") or DEFAULT_MAX_RESULT_BYTES)
 
 
 def _drain(store: JobStore, events: queue.SimpleQueue) -> None:
@@ -228,4 +286,4 @@ def _drain(store: JobStore, events: queue.SimpleQueue) -> None:
             event = events.get_nowait()
         except queue.Empty:
             return
-        apply_event(store, event)
+        record(store, event)

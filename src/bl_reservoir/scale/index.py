@@ -11,6 +11,8 @@ across the whole archive (the front end's lists and searches) without opening th
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +23,7 @@ from bl_reservoir.results import utcnow
 from bl_reservoir.scale import schema as t
 from bl_reservoir.scale.database import Database, as_dict, as_dicts
 
+log = logging.getLogger(__name__)
 #: Receiver bands by centre frequency (MHz), as BL names them.
 _BANDS = (("L", 1100.0, 1900.0), ("S", 1800.0, 2800.0), ("C", 3900.0, 8000.0), ("X", 7800.0, 11600.0),
           ("Ku", 11600.0, 18000.0))
@@ -29,6 +32,14 @@ INDEXED_COLUMNS = ("freqs", "drift_rate", "snr", "statistic")
 _OBS_SORTS = {"obs_name": t.observations.c.obs_name, "source": t.observations.c.source,
               "mjd": t.observations.c.mjd, "n_hits": t.observations.c.n_hits,
               "updated": t.observations.c.updated, "band": t.observations.c.band}
+
+
+def read_for_index(result_uri: str) -> tuple[dict[str, Any], Any]:
+    """(header, the hits' INDEXED_COLUMNS) of a complete result folder at any URI, read without pickles."""
+    from bl_reservoir.results import read_results
+
+    found = read_results(result_uri, stamps=False)
+    return found.header, found.hits[[c for c in INDEXED_COLUMNS if c in found.hits.columns]]
 
 
 def band_of(fmin_mhz: float | None, fmax_mhz: float | None) -> str | None:
@@ -47,12 +58,20 @@ class HitIndex(Database):
         """Index one complete results folder (replacing an earlier index of it); rows indexed.
 
         `hits_df` is its info_df: `freqs` (MHz) is required; `drift_rate` (Hz/s), `snr` and
-        `statistic` are taken when present.
+        `statistic` are taken when present. One job's bad data never raises: a number that is not
+        finite is indexed as None, a hit without a finite frequency is left out, with a warning.
         """
-        rows = _hit_rows(obs_name, algorithm, result_uri, hits_df)
+        header = header if isinstance(header, Mapping) else {}
+        rows, left_out = _hit_rows(obs_name, algorithm, result_uri, hits_df)
+        if left_out:
+            log.warning("%s: %d of %d hits not indexed (no finite freqs)", result_uri, left_out, len(hits_df))
         fmin, fmax = _band_edges(header)
+        if fmin is None and {"fch1", "foff", "nchans"} <= set(header):
+            log.warning("%s: band not indexed (fch1 %r, foff %r, nchans %r)", result_uri, header.get("fch1"),
+                        header.get("foff"), header.get("nchans"))
         now = utcnow()
-        obs = {"source": _text(header.get("source_name")), "mjd": _float(header.get("tstart")),
+        obs = {"source": _text(header.get("source_name"), t.observations.c.source),
+               "mjd": _float(header.get("tstart")),
                "band": band_of(fmin, fmax), "fmin_mhz": fmin, "fmax_mhz": fmax, "updated": now}
         with self.engine.begin() as conn:
             exists = conn.execute(sa.select(t.observations.c.obs_name)
@@ -79,14 +98,19 @@ class HitIndex(Database):
                    min_statistic: float | None = None, algorithm: str | None = None,
                    observation: str | None = None, drift_min: float | None = None, drift_max: float | None = None,
                    limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        """Hits across every indexed observation, by frequency (MHz) then id; filters are inclusive."""
+        """Hits across every indexed observation, by frequency (MHz) then id; filters are inclusive. An SNR
+        bound applies to hits with an SNR, a statistic bound to hits with a statistic: given both, either
+        qualifies (no hit has both kinds, so requiring both would match nothing)."""
         c = t.hits.c
         conditions = [cond for value, cond in (
             (fmin, lambda v: c.frequency_mhz >= v), (fmax, lambda v: c.frequency_mhz <= v),
-            (min_snr, lambda v: c.snr >= v), (min_statistic, lambda v: c.statistic >= v),
             (algorithm, lambda v: c.algorithm == v), (observation, lambda v: c.observation == v),
             (drift_min, lambda v: c.drift_rate >= v), (drift_max, lambda v: c.drift_rate <= v),
         ) if value is not None for cond in [cond(value)]]
+        strength = [column >= value for value, column in ((min_snr, c.snr), (min_statistic, c.statistic))
+                    if value is not None]
+        if strength:
+            conditions.append(sa.or_(*strength))
         query = (sa.select(t.hits).where(*conditions).order_by(c.frequency_mhz, c.id).limit(limit).offset(offset))
         with self.engine.connect() as conn:
             return as_dicts(conn.execute(query))
@@ -122,6 +146,11 @@ class HitIndex(Database):
                 row["results"] = self._results_of(conn, [obs_name]).get(obs_name, [])
         return row
 
+    def results_of(self, obs_names: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """The result rows (algorithm, result_uri, n_hits, job) of each named observation, by name."""
+        with self.engine.connect() as conn:
+            return self._results_of(conn, list(obs_names))
+
     @staticmethod
     def _results_of(conn: sa.Connection, names: list[str]) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
@@ -140,32 +169,39 @@ def _obs_search(search: str | None) -> list[Any]:
 
 
 def _float(value: Any) -> float | None:
+    """`value` as a finite float; None for anything else (NaN, infinities, text, overflowing integers)."""
     try:
         out = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return out if out == out else None  # NaN -> None
+    return out if math.isfinite(out) else None
 
 
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
+def _text(value: Any, column: sa.Column) -> str | None:
+    """`value` as text that fits `column` (PostgreSQL refuses a longer one; SQLite would keep it)."""
+    return None if value is None else str(value)[: column.type.length]
 
 
 def _band_edges(header: Mapping[str, Any]) -> tuple[float | None, float | None]:
     fch1, foff, nchans = _float(header.get("fch1")), _float(header.get("foff")), _float(header.get("nchans"))
     if fch1 is None or foff is None or nchans is None:
         return None, None
-    other = fch1 + foff * nchans
+    other = _float(fch1 + foff * nchans)
+    if other is None:
+        return None, None
     return min(fch1, other), max(fch1, other)
 
 
-def _hit_rows(obs_name: str, algorithm: str, result_uri: str, hits_df: Any) -> list[dict[str, Any]]:
+def _hit_rows(obs_name: str, algorithm: str, result_uri: str, hits_df: Any) -> tuple[list[dict[str, Any]], int]:
+    """(rows of the hits table, how many hits were left out for want of a finite frequency)."""
     if "freqs" not in hits_df.columns:
-        raise UsageError(f"{result_uri}: info_df has no freqs column to index")
+        return [], len(hits_df)
     columns = {name: (hits_df[name].tolist() if name in hits_df.columns else [None] * len(hits_df))
                for name in INDEXED_COLUMNS}
-    return [{"observation": obs_name, "algorithm": algorithm, "frequency_mhz": float(f),
+    rows = [{"observation": obs_name, "algorithm": algorithm, "frequency_mhz": _float(f),
              "drift_rate": _float(d), "snr": _float(s), "statistic": _float(st),
              "result_uri": result_uri, "row": i}
             for i, (f, d, s, st) in enumerate(zip(columns["freqs"], columns["drift_rate"], columns["snr"],
                                                   columns["statistic"]))]
+    kept = [row for row in rows if row["frequency_mhz"] is not None]
+    return kept, len(rows) - len(kept)

@@ -39,6 +39,8 @@ campaigns = sa.Table(
     sa.Column("max_attempts", sa.Integer, nullable=False),
     sa.Column("created", sa.String(32), nullable=False),     # ISO 8601 UTC
     sa.Column("state", sa.String(16), nullable=False),       # active | finished | cancelled
+    sa.Column("timeout_s", sa.Float),                        # per job; None: runner.DEFAULT_TIMEOUT_S
+    sa.Column("max_result_bytes", sa.BigInteger),            # per job; None: runner.DEFAULT_MAX_RESULT_BYTES
 )
 
 jobs = sa.Table(
@@ -56,7 +58,7 @@ jobs = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("result_uri", sa.String(2000)),
     sa.Column("n_hits", sa.Integer),
-    sa.Column("updated", sa.String(32), nullable=False),
+    sa.Column("updated", sa.String(32), nullable=False),     # last change, or heartbeat while running
 )
 
 events = sa.Table(
@@ -175,8 +177,15 @@ def _v2(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[cadences, cadence_members, cadence_events, cadence_event_hits])
 
 
+def _v3(conn: sa.Connection) -> None:
+    have = {c["name"] for c in sa.inspect(conn).get_columns("campaigns")}   # _v1 made them on a new database
+    for column, kind in (("timeout_s", "FLOAT"), ("max_result_bytes", "BIGINT")):
+        if column not in have:
+            conn.execute(sa.text(f"ALTER TABLE campaigns ADD COLUMN {column} {kind}"))
+
+
 #: Step i brings a database from version i to version i + 1 (index 0: empty -> 1).
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3]
 VERSION = len(MIGRATIONS)
 
 

@@ -18,17 +18,25 @@ from bl_reservoir.errors import ReservoirError, UsageError
 from bl_reservoir.results import to_jsonable
 from bl_reservoir.scale import schema
 from bl_reservoir.web import cadences as cadence_views
+from bl_reservoir.web import downloads
 from bl_reservoir.web import jobs as campaign_views
 from bl_reservoir.web import observations as views
 from bl_reservoir.web.bucket import NotInBucket, ResultRef, check_names
 from bl_reservoir.web.hits import HitFilter
-from bl_reservoir.web.security import require_read, require_write
+from bl_reservoir.web.params import hit_filter, text
+from bl_reservoir.web.pictures import PictureTooLarge
+from bl_reservoir.web.security import require_control, require_read, require_write, shown_to
 
 log = logging.getLogger(__name__)
 
 public = APIRouter()
 router = APIRouter(dependencies=[Depends(require_read)])
 writes = APIRouter(dependencies=[Depends(require_write)])
+#: The campaign buttons: the token, or the login cookie from our own pages (`security.require_control`).
+control = APIRouter(dependencies=[Depends(require_control)])
+_CONTROL_ANSWERS = {401: {"description": "no token, and no login cookie from our page"},
+                    403: {"description": "writes are off"}, 404: {"description": "no such campaign"},
+                    503: {"description": "the Dask scheduler does not answer"}}
 
 SSE_POLL_S = 0.5          # how often event streams look at the store
 SSE_HEARTBEAT_S = 15.0    # a comment line keeps proxies from closing a quiet stream
@@ -89,23 +97,52 @@ def get_observation(request: Request, obs: str) -> dict[str, Any]:
 
 
 @router.get("/api/observations/{obs}/{package}/{name}/hits", tags=["observations"])
-def list_hits(request: Request, obs: str, package: str, name: str,
-              fmin: float | None = Query(None, description="MHz"), fmax: float | None = Query(None, description="MHz"),
-              min_snr: float | None = None, min_statistic: float | None = None,
-              drift_min: float | None = Query(None, description="Hz/s"),
-              drift_max: float | None = Query(None, description="Hz/s"),
+def list_hits(request: Request, obs: str, package: str, name: str, where: Annotated[HitFilter, Depends(hit_filter)],
               sort: Annotated[str | None, Query(max_length=100)] = None, descending: bool = False,
               limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
-    """The hits table of one result, filtered (inclusive bounds), sorted by any column, paged."""
-    where = HitFilter(fmin, fmax, min_snr, min_statistic, drift_min, drift_max)
+    """The hits table of one result, filtered (inclusive bounds; blank ones are not given), sorted by any
+    column, paged."""
     return views.hits_page(_state(request), obs, package, name, where, sort, descending, limit, offset)
+
+
+@router.get("/api/observations/{obs}/{package}/{name}/hits.csv", tags=["downloads"], response_class=Response,
+            responses={200: {"content": {"text/csv": {}}}})
+def hits_csv(request: Request, obs: str, package: str, name: str, where: Annotated[HitFilter, Depends(hit_filter)],
+             sort: Annotated[str | None, Query(max_length=100)] = None, descending: bool = False) -> Response:
+    """Every hit of one result that passes the filters, as CSV (with its row number `i`), in the table's order."""
+    bucket, ref, _, version = views.result(_state(request), obs, package, name)
+    body, filename = downloads.hits_csv(bucket, ref, version, where, sort, descending)
+    return Response(body, media_type="text/csv; charset=utf-8", headers=downloads.attachment(filename))
+
+
+@router.get("/api/observations/{obs}/{package}/{name}/hits.dat", tags=["downloads"],
+            response_class=StreamingResponse, responses={200: {"content": {"text/plain": {}}}})
+def hits_dat(request: Request, obs: str, package: str, name: str) -> StreamingResponse:
+    """The result's turboSETI `.dat` file (dedoppler results), as stored."""
+    return _stored(request, obs, package, name, downloads.DAT)
+
+
+@router.get("/api/observations/{obs}/{package}/{name}/filtered.npy", tags=["downloads"],
+            response_class=StreamingResponse, responses={200: {"content": {"application/octet-stream": {}}}})
+def stamps_npy(request: Request, obs: str, package: str, name: str) -> StreamingResponse:
+    """The result's stamps, `filtered.npy` as stored: float32 (n_hits, n_time, width); row i is hit i."""
+    return _stored(request, obs, package, name, downloads.STAMPS)
+
+
+def _stored(request: Request, obs: str, package: str, name: str, kind: str) -> StreamingResponse:
+    bucket, ref, manifest, _ = views.result(_state(request), obs, package, name)
+    found = downloads.stored_file(bucket, ref, manifest, kind)
+    return StreamingResponse(found.chunks, media_type=found.media_type, headers=found.headers)
 
 
 @router.get("/api/observations/{obs}/{package}/{name}/hits/{i}.png", tags=["pictures"],
             response_class=Response, responses={200: {"content": {"image/png": {}}}})
 def hit_png(request: Request, obs: str, package: str, name: str, i: int, size: Size = "full") -> Response:
-    """Waterfall picture of hit `i` (`size=thumb` for a small axis-less thumbnail)."""
-    return _png(request, *views.hit_picture(_state(request), obs, package, name, i, size))
+    """Waterfall picture of hit `i` (`size=thumb` for a small axis-less thumbnail); 422 for a stamp too large."""
+    try:
+        return _png(request, *views.hit_picture(_state(request), obs, package, name, i, size))
+    except PictureTooLarge as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 @router.get("/api/observations/{obs}/{package}/{name}/hits/{i}", tags=["observations"])
@@ -121,17 +158,21 @@ def overview_png(request: Request, obs: str, package: str, name: str) -> Respons
     return _png(request, *views.overview_picture(_state(request), obs, package, name))
 
 
+@router.get("/api/observations/{obs}/{package}/{name}/histogram.png", tags=["pictures"],
+            response_class=Response, responses={200: {"content": {"image/png": {}}}})
+def histogram_png(request: Request, obs: str, package: str, name: str) -> Response:
+    """How many hits fall in each part of the band (a histogram over frequency)."""
+    return _png(request, *views.histogram_picture(_state(request), obs, package, name))
+
+
 @router.get("/api/hits", tags=["observations"])
-def search_hits(request: Request, fmin: float | None = None, fmax: float | None = None,
-                min_snr: float | None = None, min_statistic: float | None = None,
-                algorithm: Annotated[str | None, Query(max_length=200)] = None,
-                observation: Annotated[str | None, Query(max_length=500)] = None,
-                drift_min: float | None = None, drift_max: float | None = None,
+def search_hits(request: Request, where: Annotated[HitFilter, Depends(hit_filter)],
+                algorithm: text(200) = None,
+                observation: text(500) = None,
                 limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
-    """Hits across every indexed observation, by frequency (MHz)."""
-    items = views.search_hits(_state(request), fmin=fmin, fmax=fmax, min_snr=min_snr, min_statistic=min_statistic,
-                              algorithm=algorithm, observation=observation, drift_min=drift_min,
-                              drift_max=drift_max, limit=limit, offset=offset)
+    """Hits across every indexed observation, by frequency (MHz); blank parameters are not given."""
+    items = views.search_hits(_state(request), **where.query(), algorithm=algorithm, observation=observation,
+                              limit=limit, offset=offset)
     return {"offset": offset, "limit": limit, "items": items}
 
 
@@ -163,10 +204,12 @@ def sensitivity_reports(request: Request) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- campaigns and jobs
 
 @writes.post("/api/jobs", status_code=201, tags=["jobs"],
-             responses={401: {"description": "missing or wrong token"}, 403: {"description": "writes are off"}})
+             responses={401: {"description": "missing or wrong token"}, 403: {"description": "writes are off"},
+                        503: {"description": "the Dask scheduler does not answer: nothing was created"}})
 def submit(request: Request, body: JobRequest) -> dict[str, Any]:
     """Start a campaign of `algorithm` over `inputs` (needs `Authorization: Bearer <token>`)."""
     from bl_reservoir.io.fetch import INPUT_SCHEMES, scheme
+    from bl_reservoir.scale.security import SchedulerUnreachable
     from bl_reservoir.storage import open_bucket
 
     state = _state(request)
@@ -181,6 +224,8 @@ def submit(request: Request, body: JobRequest) -> dict[str, Any]:
                                  f"(use a path, {', '.join(s + '://' for s in INPUT_SCHEMES)})")
         cid = state.submitter.submit(body.algorithm, [u.strip() for u in body.inputs], bucket=bucket,
                                      parameters=body.parameters, max_attempts=body.max_attempts, force=body.force)
+    except SchedulerUnreachable as exc:
+        raise HTTPException(503, str(exc)) from None
     except ReservoirError as exc:
         raise HTTPException(422, str(exc)) from None
     return {"campaign": cid, "jobs": [j["id"] for j in state.jobs.list_jobs(cid)]}
@@ -196,9 +241,10 @@ def reindex(request: Request) -> dict[str, Any]:
 def list_jobs(request: Request, campaign: Annotated[str | None, Query(max_length=32)] = None,
               state: Literal[schema.JOB_STATES] | None = None,  # type: ignore[valid-type]
               limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
-    """Jobs (optionally of one campaign, in one state): state, attempts, worker, timings, error."""
+    """Jobs (optionally of one campaign, in one state): state, attempts, worker, timings, error (local paths
+    shortened to `…/name` without the token, on a server that has one)."""
     rows = _state(request).jobs.list_jobs(campaign=campaign, state=state, limit=limit, offset=offset)
-    return {"offset": offset, "limit": limit, "items": to_jsonable(rows)}
+    return {"offset": offset, "limit": limit, "items": shown_to(request, to_jsonable(rows))}
 
 
 def _job(request: Request, job_id: str) -> dict[str, Any]:
@@ -210,11 +256,12 @@ def _job(request: Request, job_id: str) -> dict[str, Any]:
 
 @router.get("/api/jobs/{job_id}", tags=["jobs"])
 def get_job(request: Request, job_id: str) -> dict[str, Any]:
-    """One job with its events and the log of its result (`log.txt`)."""
+    """One job with its events and the log of its result (`log.txt`); local paths in its error, events and
+    log shortened to `…/name` without the token, on a server that has one."""
     state = _state(request)
     job = _job(request, job_id)
     events = state.jobs.job_events(job_id)
-    return to_jsonable({**job, "events": events, "log": _log_of(state, job)})
+    return shown_to(request, to_jsonable({**job, "events": events, "log": _log_of(state, job)}))
 
 
 def _log_of(state: Any, job: dict[str, Any]) -> str | None:
@@ -232,7 +279,7 @@ def _log_of(state: Any, job: dict[str, Any]) -> str | None:
 @router.get("/api/campaigns", tags=["jobs"])
 def list_campaigns(request: Request, limit: Limit = 50) -> dict[str, Any]:
     """The newest campaigns with job counts per state and progress."""
-    return {"items": to_jsonable(campaign_views.campaigns_snapshot(_state(request).jobs, limit))}
+    return {"items": shown_to(request, to_jsonable(campaign_views.campaigns_snapshot(_state(request).jobs, limit)))}
 
 
 def _campaign(request: Request, campaign_id: str) -> dict[str, Any]:
@@ -246,22 +293,65 @@ def _campaign(request: Request, campaign_id: str) -> dict[str, Any]:
 async def campaigns_events(request: Request) -> StreamingResponse:
     """Server-sent events: the newest campaigns' progress, each time it changes."""
     store = _state(request).jobs
-    return _stream(request, lambda: campaign_views.campaigns_snapshot(store), lambda _: False)
+    return _stream(request, _Changed(lambda: shown_to(request, campaign_views.campaigns_snapshot(store))),
+                   lambda _: False)
 
 
 @router.get("/api/campaigns/{campaign_id}", tags=["jobs"])
 def get_campaign(request: Request, campaign_id: str) -> dict[str, Any]:
     """One campaign with counts, progress and every job."""
-    return to_jsonable(_campaign(request, campaign_id))
+    return shown_to(request, to_jsonable(_campaign(request, campaign_id)))
+
+
+@control.post("/api/campaigns/{campaign_id}/cancel", tags=["jobs"], responses=_CONTROL_ANSWERS)
+def cancel_campaign(request: Request, campaign_id: str) -> dict[str, Any]:
+    """Cancel the campaign's queued and running jobs, on the scheduler too (needs the token, or the login
+    cookie from the campaign's page)."""
+    from bl_reservoir.scale.security import SchedulerUnreachable
+
+    _campaign(request, campaign_id)
+    try:
+        n = _state(request).submitter.cancel(campaign_id)
+    except SchedulerUnreachable as exc:
+        raise HTTPException(503, f"cancelled in the job store, but the scheduler did not answer ({exc.reason}): "
+                                 "jobs running there stop at their next look at the store") from None
+    return {"campaign": campaign_id, "cancelled": n}
+
+
+@control.post("/api/campaigns/{campaign_id}/{action}", tags=["jobs"], responses=_CONTROL_ANSWERS)
+def rerun_campaign(request: Request, campaign_id: str, action: Literal["retry", "resume"]) -> dict[str, Any]:
+    """`retry`: run the failed jobs (and failed events stages) again; `resume`: run the unfinished ones
+    (queued, running on a worker that may be gone, lost). Needs the token, or the login cookie from the
+    campaign's page."""
+    from bl_reservoir.scale.security import SchedulerUnreachable
+
+    _campaign(request, campaign_id)
+    try:
+        n = _state(request).submitter.rerun(action, campaign_id)
+    except SchedulerUnreachable as exc:
+        raise HTTPException(503, str(exc)) from None
+    except ReservoirError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return {"campaign": campaign_id, "action": action, "jobs": n}
 
 
 @router.get("/api/campaigns/{campaign_id}/events", tags=["jobs"], response_class=StreamingResponse)
 async def campaign_events(request: Request, campaign_id: str) -> StreamingResponse:
-    """Server-sent events: the campaign's snapshot each time it changes; ends when it is over."""
+    """Server-sent events: the campaign (`full`: its first 1,000 jobs), then what changed each time it does
+    (`full` false: state, counts, progress and the jobs whose rows changed); ends when it is over."""
     await run_in_threadpool(_campaign, request, campaign_id)
-    store = _state(request).jobs
-    return _stream(request, lambda: campaign_views.campaign_snapshot(store, campaign_id),
-                   lambda snap: snap["state"] != "active" and snap["progress"]["ended"] == snap["progress"]["total"])
+    feed = campaign_views.CampaignFeed(_state(request).jobs, campaign_id)
+    sent = False
+
+    def poll() -> dict[str, Any] | None:
+        nonlocal sent
+        message = feed.changes() if sent else feed.first()
+        sent = True
+        return None if message is None else shown_to(request, message)
+
+    return _stream(request, poll,
+                   lambda m: m["state"] != "active" and m["progress"]["ended"] == m["progress"]["total"],
+                   ending=lambda m: {**m, "full": False, "jobs": []})
 
 
 @router.get("/api/jobs/{job_id}/events", tags=["jobs"], response_class=StreamingResponse)
@@ -281,11 +371,11 @@ async def job_events(request: Request, job_id: str) -> StreamingResponse:
             found = await run_in_threadpool(store.job_events, job_id, after)
             for event in found:
                 after = event["id"]
-                yield heartbeat.sent(_sse(to_jsonable(event), kind=event["kind"], event_id=after))
+                yield heartbeat.sent(_sse(shown_to(request, to_jsonable(event)), kind=event["kind"], event_id=after))
             if not found:
                 job = await run_in_threadpool(store.get_job, job_id)
                 if job["state"] in schema.ENDED:
-                    yield _sse(to_jsonable(job), kind="end")
+                    yield _sse(shown_to(request, to_jsonable(job)), kind="end")
                     return
             await asyncio.sleep(SSE_POLL_S)
             if heartbeat.due():
@@ -318,19 +408,36 @@ class _Heartbeat:
         return time.monotonic() - self.last >= SSE_HEARTBEAT_S
 
 
-def _stream(request: Request, snapshot: Callable[[], Any], done: Callable[[Any], bool]) -> StreamingResponse:
-    """An SSE stream sending `snapshot()` whenever it changes, until `done(snapshot)` or disconnect."""
+class _Changed:
+    """A poll of `snapshot()` that answers None while it equals the last one returned."""
+
+    def __init__(self, snapshot: Callable[[], Any]):
+        self.snapshot = snapshot
+        self.last: Any = None
+
+    def __call__(self) -> Any:
+        found = to_jsonable(self.snapshot())
+        if found == self.last:
+            return None
+        self.last = found
+        return found
+
+
+def _stream(request: Request, poll: Callable[[], Any], done: Callable[[Any], bool],
+            ending: Callable[[Any], Any] = lambda message: message) -> StreamingResponse:
+    """An SSE stream sending each message `poll()` returns (None: nothing new) until the last one sent is
+    `done`, then `ending(it)` as the `end` event; or until the client goes."""
 
     async def events() -> AsyncIterator[bytes]:
         last = None
         heartbeat = _Heartbeat()
         while not await request.is_disconnected():
-            snap = to_jsonable(await run_in_threadpool(snapshot))
-            if snap != last:
-                last = snap
-                yield heartbeat.sent(_sse(snap))
-            if done(snap):
-                yield _sse(snap, kind="end")
+            message = to_jsonable(await run_in_threadpool(poll))
+            if message is not None:
+                last = message
+                yield heartbeat.sent(_sse(message))
+            if last is not None and done(last):
+                yield _sse(ending(last), kind="end")
                 return
             await asyncio.sleep(SSE_POLL_S)
             if heartbeat.due():
@@ -347,3 +454,4 @@ def workers(request: Request) -> dict[str, Any]:
 
 
 router.include_router(writes)
+router.include_router(control)

@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bl_reservoir import __version__, settings
 from bl_reservoir.errors import ReservoirError
-from bl_reservoir.web.bucket import Bucket, NotInBucket, ResultRef, check_names
+from bl_reservoir.web.bucket import _LRU, Bucket, NotInBucket, ResultRef, check_names
 from bl_reservoir.web.pictures import PictureCache, Renderer
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class WebState:
     scheduler: str | None
     pictures: PictureCache = field(default_factory=PictureCache)
     renderer: Renderer = field(default_factory=Renderer)
+    telescopes: _LRU = field(default_factory=lambda: _LRU(4096))   # (obs, indexed time) -> (telescope,)
     indexing: bool = False
     _buckets: dict[str, Bucket] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -60,14 +62,16 @@ class WebState:
                 found = self._buckets[uri] = Bucket(uri)
             return found
 
-    def locate(self, obs: str, package: str, name: str) -> tuple[Bucket, ResultRef]:
-        """The bucket holding a result, from the store's index (campaigns may use other buckets),
-        else the default bucket; raises `NotInBucket` for unsafe names."""
+    def locate(self, obs: str, package: str, name: str,
+               results: list[dict[str, Any]] | None = None) -> tuple[Bucket, ResultRef]:
+        """The bucket holding a result, from the store's index (campaigns may use other buckets; `results`:
+        the observation's indexed results, when the caller has them), else the default bucket; raises
+        `NotInBucket` for unsafe names."""
         check_names(obs, package, name)
         ref = ResultRef(obs, package, name)
-        found = self.index.get_observation(obs)
-        uri = next((r["result_uri"] for r in (found or {}).get("results", []) if r["algorithm"] == ref.algorithm),
-                   None)
+        if results is None:
+            results = (self.index.get_observation(obs) or {}).get("results", [])
+        uri = next((r["result_uri"] for r in results if r["algorithm"] == ref.algorithm), None)
         suffix = f"/{obs}/{package}/{name}"
         if uri and uri.rstrip("/").endswith(suffix):
             return self.bucket_at(uri.rstrip("/")[: -len(suffix)] or "/"), ref
@@ -120,6 +124,46 @@ class WebState:
         return n
 
 
+def _problem(error: dict[str, Any]) -> str:
+    """One line of a request validation error: `page: Input should be a valid integer (given 'x')`."""
+    where = ".".join(str(part) for part in error.get("loc", ())[1:]) or "request"
+    given = error.get("input")
+    shown = f" (given {given!r})" if isinstance(given, (str, int, float)) and len(str(given)) <= 80 else ""
+    return f"{where}: {error.get('msg', 'not valid')}{shown}"
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc from assets shipped with the package (fastapi-offline): they work where
+    no CDN can be reached, and the page loads no script from elsewhere."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from fastapi.responses import HTMLResponse
+
+    assets = "/docs-assets"
+    app.mount(assets, StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static"), name="docs-assets")
+    favicon = "/static/favicon.svg"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} API",
+                                   swagger_js_url=f"{root}{assets}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}{assets}/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}{favicon}",
+                                   oauth2_redirect_url=app.swagger_ui_oauth2_redirect_url)
+
+    @app.get(app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect", include_in_schema=False)
+    def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} API",
+                              redoc_js_url=f"{root}{assets}/redoc.standalone.js",
+                              redoc_favicon_url=f"{root}{favicon}", with_google_fonts=False)
+
+
 def _warm_imports() -> None:
     """Import what the first picture and table need now, not during a user's first request (~1-2 s)."""
     import matplotlib
@@ -129,15 +173,19 @@ def _warm_imports() -> None:
     import matplotlib.figure
     import pyarrow.parquet  # noqa: F401
 
+    import bl_reservoir.energy_detection.detect  # noqa: F401  (the observation page's bands)
+
 
 def create_app(bucket: str | None = None, db: str | None = None, token: str | None = None,
                auth_read: bool = False, scheduler: str | None = None, index_on_start: bool = True,
-               picture_cache_size: int = 1024, render_processes: int = 0) -> FastAPI:
+               picture_cache_size: int = 1024, render_processes: int = 0,
+               max_body_bytes: int | None = None) -> FastAPI:
     """The web app over `bucket` and the job store at `db` (flags, then environment, then defaults).
 
     `token=None` takes `BL_RESERVOIR_TOKEN`; an empty string turns writes off. `picture_cache_size`
     PNGs are kept in memory (0 renders every request: the benchmark's anchor); `render_processes`
-    > 0 draws full waterfalls in that many processes (0: in the request's thread).
+    > 0 draws full waterfalls in that many processes (0: in the request's thread). A request body over
+    `max_body_bytes` (default `security.MAX_BODY_BYTES`, 1 MiB) is refused with 413 before it is read.
     """
     from bl_reservoir.scale.outcomes import Stores
 
@@ -161,7 +209,7 @@ def create_app(bucket: str | None = None, db: str | None = None, token: str | No
         state.workers.close()
         state.jobs.close()   # the three stores share its engine
 
-    app = FastAPI(title="BL@Scale", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="BL@Scale", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Results of SETI searches over Breakthrough Listen observations, and the campaigns "
                               "that make them. Writes need `Authorization: Bearer <BL_RESERVOIR_TOKEN>`.")
     from bl_reservoir.web.jobs import Submitter
@@ -173,12 +221,15 @@ def create_app(bucket: str | None = None, db: str | None = None, token: str | No
     app.state.indexer = None
 
     from bl_reservoir.web import api, pages
-    from bl_reservoir.web.security import GuardMiddleware
+    from bl_reservoir.web.security import MAX_BODY_BYTES, BodyLimitMiddleware, GuardMiddleware
 
     app.include_router(api.public)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    _offline_docs(app)
+    # the last added runs first: the guard's headers go on the body limit's 413 too
+    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES if max_body_bytes is None else max_body_bytes)
     app.add_middleware(GuardMiddleware)
 
     @app.exception_handler(NotInBucket)
@@ -186,8 +237,15 @@ def create_app(bucket: str | None = None, db: str | None = None, token: str | No
         log.debug("404 %s (%s)", request.url.path, exc)
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": "Not Found"}, status_code=404)
-        return pages.templates.TemplateResponse(request, "404.html", {"writes": bool(state.token)},
-                                                status_code=404)
+        return pages.render(request, "404.html", status_code=404)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(request: Request, exc: RequestValidationError) -> Response:
+        """The API answers bad parameters with JSON; a page with a page saying which parameter and why."""
+        if request.url.path.startswith("/api/"):
+            return await request_validation_exception_handler(request, exc)
+        return pages.render(request, "error.html", status_code=422, title="Bad request",
+                            problems=[_problem(e) for e in exc.errors()])
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

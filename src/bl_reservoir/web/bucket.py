@@ -5,7 +5,9 @@ Every name that comes from a URL passes `safe_name` before it becomes part of a 
 C2 files that need no unpickling are read (`header.json`, `info_df.parquet`, `filtered.npy`
 with `allow_pickle=False`, `manifest.json`), through fsspec, so a local folder, `gs://` and
 `s3://` behave alike. Parsed files are cached under a key that includes a digest of the
-result's manifest: a result that is re-uploaded gets a new manifest, hence a new key.
+result's manifest: a result that is re-uploaded gets a new manifest, hence a new key. A manifest
+that lists its files (as uploads write it) is trusted only once they match it: otherwise the
+result is incomplete (a commit in progress, or one cut short) and answered as missing.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import hashlib
 import io
 import json
 import logging
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -24,23 +25,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bl_reservoir.results import HEADER_JSON, INFO_PARQUET, MANIFEST, STAMPS
+from bl_reservoir.io.fetch import safe_name
+from bl_reservoir.results import HEADER_JSON, INFO_PARQUET, MANIFEST, STAMPS, check_files
 from bl_reservoir.storage import CADENCES, RESERVED, SENSITIVITY
 
 log = logging.getLogger(__name__)
 
 #: Folder names a URL may name: no separators, no dot-only names, no control characters.
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+\-]{0,199}")
 LOG_FILE = "log.txt"
 
 
 class NotInBucket(LookupError):
     """A name that is unsafe or names nothing in the bucket (always answered with 404)."""
-
-
-def safe_name(value: str) -> bool:
-    """True when `value` is one plain folder or file name (no `..`, `/`, `\\`, NUL, absolute path)."""
-    return bool(_NAME.fullmatch(value)) and ".." not in value
 
 
 def check_names(*names: str) -> None:
@@ -114,6 +110,7 @@ class Bucket:
         self.fs, self.root = open_bucket(self.uri)
         self._frames = _LRU(cache_size)
         self._headers = _LRU(cache_size * 4)
+        self._checked = _LRU(cache_size * 16)  # (ref, manifest digest) whose files matched it
 
     # -- paths -----------------------------------------------------------------------------
 
@@ -138,7 +135,8 @@ class Bucket:
     # -- one result ------------------------------------------------------------------------
 
     def manifest(self, ref: ResultRef) -> tuple[dict[str, Any], str]:
-        """(manifest dict, digest of its bytes); `NotInBucket` when the result is missing or incomplete."""
+        """(manifest dict, digest of its bytes); `NotInBucket` when the result is missing or incomplete
+        (its files do not match the ones it lists: checked once per manifest version)."""
         raw = self._cat(self.path(ref.obs, ref.package, ref.name, MANIFEST))
         try:
             manifest = json.loads(raw)
@@ -146,7 +144,13 @@ class Bucket:
             raise NotInBucket(f"{ref}: manifest.json is not JSON") from None
         if not isinstance(manifest, dict):
             raise NotInBucket(f"{ref}: manifest.json is not an object")
-        return manifest, hashlib.sha1(raw).hexdigest()[:16]
+        digest = hashlib.sha1(raw).hexdigest()[:16]
+        if self._checked.get((ref, digest)) is None:
+            mismatch = check_files(self.fs, self.path(ref.obs, ref.package, ref.name), manifest)
+            if mismatch:
+                raise NotInBucket(f"{ref}: incomplete, its files do not match manifest.json ({mismatch})")
+            self._checked.put((ref, digest), True)
+        return manifest, digest
 
     def header(self, ref: ResultRef, version: str | None = None) -> dict[str, Any]:
         """The observation header from `header.json` (cached per manifest digest)."""
@@ -169,8 +173,9 @@ class Bucket:
 
         return self._frames.get_or_make((ref, version), load)
 
-    def stamp(self, ref: ResultRef, i: int) -> np.ndarray:
-        """Stamp `i` of `filtered.npy`, float32 (n_time, width), reading only that row's bytes."""
+    def stamp(self, ref: ResultRef, i: int, window: Callable[[int, int], slice] | None = None) -> np.ndarray:
+        """Stamp `i` of `filtered.npy`, float32 (n_time, width), reading only that row's bytes; with `window`
+        (a function of n_time and width giving the columns wanted), only those columns' bytes."""
         path = self.path(ref.obs, ref.package, ref.name, STAMPS)
         try:
             f = self.fs.open(path, "rb")
@@ -182,10 +187,19 @@ class Bucket:
                 raise NotInBucket(f"{path}: not a C-ordered (n_hits, n_time, width) numeric array")
             if not 0 <= i < shape[0]:
                 raise NotInBucket(f"{path}: no stamp {i}")
-            row = int(np.prod(shape[1:])) * dtype.itemsize
-            f.seek(f.tell() + i * row)
-            data = f.read(row)
-        return np.frombuffer(data, dtype=dtype).reshape(shape[1:]).astype(np.float32)
+            n_time, width = shape[1:]
+            start = f.tell() + i * n_time * width * dtype.itemsize
+            first, stop, _ = (window(n_time, width) if window else slice(0, width)).indices(width)
+            # the whole row in one read, or a window's columns in one read per integration
+            reads = [(start, n_time * width)] if (first, stop) == (0, width) else \
+                [(start + (t * width + first) * dtype.itemsize, max(0, stop - first)) for t in range(n_time)]
+            chunks = []
+            for offset, count in reads:
+                f.seek(offset)
+                chunks.append(f.read(count * dtype.itemsize))
+                if len(chunks[-1]) != count * dtype.itemsize:
+                    raise NotInBucket(f"{path}: truncated")
+        return np.frombuffer(b"".join(chunks), dtype=dtype).reshape(n_time, -1).astype(np.float32)
 
     def log_text(self, ref: ResultRef, limit_bytes: int = 200_000) -> str | None:
         """The tail of the result's `log.txt`, or None when there is none."""

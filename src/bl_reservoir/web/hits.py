@@ -2,12 +2,14 @@
 
 Filters are inclusive and in the units of the results folder: frequencies in MHz, drift rates
 in Hz/s. A filter on a column the result lacks (SNR on energy detection) matches nothing
-rather than everything, so a filtered table never shows unfiltered rows.
+rather than everything, so a filtered table never shows unfiltered rows. The two strength
+bounds are alternatives: an SNR bound applies to hits that have an SNR, a statistic bound to
+hits that have a statistic, and with both given a hit meeting either qualifies.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -19,7 +21,7 @@ from bl_reservoir.results import to_jsonable
 
 @dataclass(frozen=True)
 class HitFilter:
-    """Inclusive bounds: `fmin`/`fmax` in MHz, `drift_min`/`drift_max` in Hz/s."""
+    """Inclusive bounds: `fmin`/`fmax` in MHz, `drift_min`/`drift_max` in Hz/s; `min_snr` or `min_statistic`."""
 
     fmin: float | None = None
     fmax: float | None = None
@@ -31,7 +33,6 @@ class HitFilter:
     def mask(self, hits: pd.DataFrame) -> np.ndarray:
         keep = np.ones(len(hits), dtype=bool)
         for column, bound, above in (("freqs", self.fmin, True), ("freqs", self.fmax, False),
-                                     ("snr", self.min_snr, True), ("statistic", self.min_statistic, True),
                                      ("drift_rate", self.drift_min, True), ("drift_rate", self.drift_max, False)):
             if bound is None:
                 continue
@@ -39,7 +40,18 @@ class HitFilter:
                 return np.zeros(len(hits), dtype=bool)
             values = hits[column].to_numpy(dtype=float)
             keep &= values >= bound if above else values <= bound
+        strength = [(c, b) for c, b in (("snr", self.min_snr), ("statistic", self.min_statistic)) if b is not None]
+        if strength:
+            strong = np.zeros(len(hits), dtype=bool)
+            for column, bound in strength:
+                if column in hits.columns:
+                    strong |= hits[column].to_numpy(dtype=float) >= bound   # NaN: no such value, never strong
+            keep &= strong
         return keep
+
+    def query(self) -> dict[str, float]:
+        """The bounds given, as query parameters."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 def strength_column(hits: pd.DataFrame) -> str | None:
@@ -47,9 +59,8 @@ def strength_column(hits: pd.DataFrame) -> str | None:
     return next((c for c in ("snr", "statistic") if c in hits.columns), None)
 
 
-def select(hits: pd.DataFrame, where: HitFilter, sort: str | None = None, descending: bool = False,
-           limit: int = 100, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
-    """(number of matching hits, one page of them as dicts with their row number `i`)."""
+def ordered(hits: pd.DataFrame, where: HitFilter, sort: str | None = None, descending: bool = False) -> np.ndarray:
+    """Row numbers of the hits passing `where`, sorted by column `sort` (row order when None or unknown)."""
     rows = np.flatnonzero(where.mask(hits))
     if sort is not None and sort != "i" and sort in hits.columns and len(rows):
         values = hits[sort].to_numpy()[rows]
@@ -57,8 +68,14 @@ def select(hits: pd.DataFrame, where: HitFilter, sort: str | None = None, descen
         rows = rows[order[::-1]] if descending else rows[order]
     elif descending:
         rows = rows[::-1]
-    page = rows[offset: offset + limit]
-    return len(rows), records(hits, page)
+    return rows
+
+
+def select(hits: pd.DataFrame, where: HitFilter, sort: str | None = None, descending: bool = False,
+           limit: int = 100, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+    """(number of matching hits, one page of them as dicts with their row number `i`)."""
+    rows = ordered(hits, where, sort, descending)
+    return len(rows), records(hits, rows[offset: offset + limit])
 
 
 def records(hits: pd.DataFrame, rows: Any) -> list[dict[str, Any]]:
@@ -77,6 +94,26 @@ def strongest(hits: pd.DataFrame, n: int) -> list[int]:
         return list(range(min(n, len(hits))))
     values = hits[column].to_numpy(dtype=float)
     return [int(i) for i in np.argsort(-np.nan_to_num(values, nan=-np.inf), kind="stable")[:n]]
+
+
+def strongest_per_band(hits: pd.DataFrame, n: int) -> list[tuple[str, list[int]]]:
+    """(band in MHz, row numbers of its `n` strongest hits, strongest first) for each band of energy
+    detection's `BANDS_MHZ` that holds hits, as the original front end showed them; then `other` for
+    the hits outside every band."""
+    from bl_reservoir.energy_detection.detect import best_per_band
+
+    if not len(hits) or "freqs" not in hits.columns:
+        return []
+    column = strength_column(hits)
+    # best_per_band ranks by `statistic`: give it this result's strength (SNR for dedoppler) under that name
+    ranked = pd.DataFrame({"freqs": hits["freqs"].to_numpy(dtype=float),
+                           "statistic": hits[column].to_numpy(dtype=float) if column else np.zeros(len(hits))})
+    top = best_per_band(ranked, n)
+    out = [(str(band), [int(r) for r in group["row"]]) for band, group in top.groupby("band", sort=False)]
+    outside = np.setdiff1d(np.arange(len(hits)), best_per_band(ranked, len(hits))["row"].to_numpy())
+    if len(outside):
+        out.append(("other", [int(outside[i]) for i in strongest(hits.iloc[outside].reset_index(drop=True), n)]))
+    return out
 
 
 def match_tolerance_mhz(hit: dict[str, Any], header: dict[str, Any], width: int = 256) -> float:

@@ -1,9 +1,11 @@
 """PNG pictures of results, drawn with matplotlib's Agg backend and kept in a small cache.
 
-Three pictures: the full waterfall of one hit (axes in Hz offset from the hit and seconds, a
-colour bar, the drift line of dedoppler hits, the integrated spectrum under it), a thumbnail of
-the same stamp (plain pixels, no axes: cheap enough for a grid of dozens), and an overview of a
-result's hits across the band. Figures use the object API (`Figure`), never pyplot; one lock
+Four pictures: the full waterfall of one hit (axes in Hz offset from the hit and seconds, a
+colour bar, the drift path of dedoppler hits as two dashed lines framing the track, the spectrum
+integrated over time under it, de-drifted for drifting hits), a thumbnail of the same stamp
+(plain pixels, no axes: cheap enough for a grid of dozens), and two of a result's hits across the
+band: strength against frequency (overview) and a histogram. Text from results (a source name
+with `$`) is drawn as it is, never parsed as matplotlib maths. Figures use the object API (`Figure`), never pyplot; one lock
 serialises figure drawing in a process (thumbnails need none), the waterfall figure is built
 once and redrawn, `Renderer` can spread waterfalls over a pool of processes, and a cache keyed
 by result, hit and manifest digest makes each picture cost one render.
@@ -24,11 +26,26 @@ from bl_reservoir.web.bucket import _LRU
 THUMB_ROWS = 96          # pixel rows of a thumbnail (time is stretched to this)
 THUMB_MAX_COLUMNS = 256  # wider stamps are cropped to the hit's track for thumbnails
 THUMB_MARGIN = 48        # channels kept either side of the track
+HISTOGRAM_BINS = 100     # parts of the band the hits histogram counts in
+#: The most columns of a stamp a picture reads: a waterfall is 800 pixels wide, so more only cost memory
+#: (a stamp of 2,000,000 columns would take 128 MB to read and gigabytes to draw). Wider ones are cropped
+#: to this many around the hit's track.
+MAX_COLUMNS = 4096
+#: The most integrations (rows) a picture draws; a taller stamp is refused (`PictureTooLarge`).
+MAX_ROWS = 4096
 CMAP = "viridis"
+#: The drift lines: a colour viridis never takes, so they show on its dark background and its bright signals.
+TRACK_COLOUR = "#ff3b6b"
+#: Characters of a source name a waterfall's title shows (longer ones end in "…").
+TITLE_CHARS = 70
 #: matplotlib figures are not safe to draw from several threads at once; thumbnails need no figure.
 _FIGURE_LOCK = threading.Lock()
 #: zlib level 1: a waterfall encodes ~4x faster than at the default 6, for ~1.5x the bytes
 _PNG_OPTIONS = {"compress_level": 1}
+
+
+class PictureTooLarge(ValueError):
+    """A stamp too large to draw, found from its shape before any sample is read."""
 
 
 def reference_column(hit: Mapping[str, Any], width: int) -> int:
@@ -67,6 +84,37 @@ def _limits(stamp: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi if hi > lo else lo + 1)
 
 
+def dedrifted_mean(image: np.ndarray, step_hz: float, tsamp_s: float, drift_hz_s: float) -> np.ndarray:
+    """Mean over time of `image` (one row per integration, frequency increasing to the right, `step_hz` per
+    column) with each row shifted back by `drift_hz_s` times its time since the first, so a drifting signal
+    adds up in the column where it starts instead of smearing over its track. A column averages the rows that
+    reach it (the first row is never shifted); NaN where no finite sample does."""
+    n_time, width = image.shape
+    shifts = np.rint(drift_hz_s * tsamp_s * np.arange(n_time) / step_hz).astype(np.int64) if step_hz else \
+        np.zeros(n_time, dtype=np.int64)
+    total, count = np.zeros(width), np.zeros(width)
+    for row, shift in zip(image, shifts):
+        if abs(shift) >= width:
+            continue
+        lo, hi = max(0, -shift), min(width, width - shift)   # columns c of the result with c + shift inside
+        part = row[lo + shift: hi + shift].astype(np.float64)
+        finite = np.isfinite(part)
+        total[lo:hi] += np.where(finite, part, 0.0)
+        count[lo:hi] += finite
+    mean = np.full(width, np.nan)
+    np.divide(total, count, out=mean, where=count > 0)
+    return mean
+
+
+def _title(source: str, freq: float, drift: Any) -> str:
+    """Two lines: the source (shortened to fit the figure) and the hit."""
+    source = source if len(source) <= TITLE_CHARS else source[: TITLE_CHARS - 1] + "…"
+    hit = f"hit at {freq:.6f} MHz"
+    if drift is not None and np.isfinite(drift):
+        hit += f", drift {float(drift):+.4f} Hz/s (framed by the dashed lines)"
+    return f"{source}\n{hit}" if source else hit
+
+
 class _WaterfallFigure:
     """One waterfall figure built once and redrawn for each hit: creating axes, ticks and the
     colour bar costs more than drawing them, so only the data, limits and labels change."""
@@ -78,16 +126,16 @@ class _WaterfallFigure:
         # fixed axes positions: a layout engine would cost two thirds of the render time
         self.fig = Figure(figsize=(8, 6.4), dpi=100)
         self.canvas = FigureCanvasAgg(self.fig)
-        self.ax = self.fig.add_axes((0.1, 0.37, 0.74, 0.57))
+        self.ax = self.fig.add_axes((0.11, 0.37, 0.71, 0.53))
         self.image = self.ax.imshow(np.zeros((2, 2)), aspect="auto", cmap=CMAP, interpolation="nearest")
-        self.colorbar = self.fig.colorbar(self.image, cax=self.fig.add_axes((0.86, 0.37, 0.025, 0.57)),
+        self.colorbar = self.fig.colorbar(self.image, cax=self.fig.add_axes((0.84, 0.37, 0.025, 0.53)),
                                           label="power (arbitrary units)")
-        (self.track,) = self.ax.plot([], [], color="white", ls="--", lw=1.0, alpha=0.6)
+        # the drift path, drawn twice beside the track (as the cadence pictures do) so that it hides nothing
+        self.track = [self.ax.plot([], [], color=TRACK_COLOUR, ls="--", lw=1.6)[0] for _ in range(2)]
         self.ax.set_ylabel("time (s)")
         self.ax.tick_params(labelbottom=False)
-        self.spectrum = self.fig.add_axes((0.1, 0.08, 0.74, 0.24))
+        self.spectrum = self.fig.add_axes((0.11, 0.08, 0.71, 0.24))
         (self.mean,) = self.spectrum.plot([], [], color="#1f4e79", lw=1)
-        self.spectrum.set_ylabel("mean power")
 
     def render(self, image: np.ndarray, offsets: np.ndarray, duration: float, hit: Mapping[str, Any],
                source: str) -> bytes:
@@ -99,20 +147,27 @@ class _WaterfallFigure:
         self.image.set_extent((left, right, duration, 0.0))
         self.image.set_clim(lo, hi)
         self.colorbar.update_normal(self.image)
-        title = f"{source}  hit at {freq:.6f} MHz"
         drift = hit.get("drift_rate")
-        if drift is not None and np.isfinite(drift):
-            # the track through the centres of the first and last integrations
-            tsamp = duration / image.shape[0]
+        drifting = drift is not None and bool(np.isfinite(drift))
+        tsamp = duration / image.shape[0]
+        if drifting:
+            # the track through the centres of the first and last integrations, framed a little to each side
             start = (float(hit["freq_start"]) - freq) * 1e6 if hit.get("freq_start") is not None else 0.0
-            self.track.set_data([start, start + float(drift) * (duration - tsamp)], [tsamp / 2, duration - tsamp / 2])
-            title += f"  drift {float(drift):+.4f} Hz/s (dashed)"
-        self.track.set_visible(drift is not None and bool(np.isfinite(drift)))
+            xs = np.array([start, start + float(drift) * (duration - tsamp)])
+            gap = max(3 * step, 0.04 * (right - left))
+            for line, side in zip(self.track, (-gap, gap)):
+                line.set_data(xs + side, [tsamp / 2, duration - tsamp / 2])
+            mean = dedrifted_mean(image, step, tsamp, float(drift))
+            self.spectrum.set_ylabel("mean power\n(de-drifted)")
+        else:
+            mean = image.mean(axis=0)
+            self.spectrum.set_ylabel("mean power")
+        for line in self.track:
+            line.set_visible(drifting)
         for axes in (self.ax, self.spectrum):
             axes.set_xlim(left, right)
         self.ax.set_ylim(duration, 0.0)
-        self.ax.set_title(title, fontsize=10)
-        mean = image.mean(axis=0)
+        self.ax.set_title(_title(source, freq, drift), fontsize=10, parse_math=False)
         self.mean.set_data(offsets, mean)
         finite = mean[np.isfinite(mean)]
         if finite.size:
@@ -128,7 +183,8 @@ _WATERFALL: list[_WaterfallFigure] = []
 
 
 def waterfall_png(stamp: np.ndarray, header: Mapping[str, Any], hit: Mapping[str, Any]) -> bytes:
-    """Full waterfall of one hit: Hz offset vs seconds, colour bar, drift line, integrated spectrum."""
+    """Full waterfall of one hit: Hz offset vs seconds, colour bar, the drift path framed by two dashed lines
+    beside the track, and the spectrum integrated over time (de-drifted along the hit's drift)."""
     image, offsets, duration = stamp_axes(stamp, header, hit)
     with _FIGURE_LOCK:
         if not _WATERFALL:
@@ -139,15 +195,48 @@ def waterfall_png(stamp: np.ndarray, header: Mapping[str, Any], hit: Mapping[str
 def track_columns(stamp: np.ndarray, header: Mapping[str, Any], hit: Mapping[str, Any],
                   margin: int = THUMB_MARGIN) -> slice:
     """Columns of the stamp around the hit's track (its drift over the observation), plus `margin`."""
-    n_time, width = stamp.shape
+    return _track(*stamp.shape, header, hit, margin)
+
+
+def _track(n_time: int, width: int, header: Mapping[str, Any], hit: Mapping[str, Any], margin: int) -> slice:
     ref = reference_column(hit, width)
     drift = hit.get("drift_rate")
     foff_hz = float(header.get("foff") or BL_FINE_FOFF_HZ * 1e-6) * 1e6
     shift = 0.0
     if drift is not None and np.isfinite(drift) and foff_hz:
         shift = float(drift) * (n_time - 1) * float(header.get("tsamp") or 1.0) / foff_hz
-    lo, hi = sorted((ref, ref + round(shift)))
+    shift = shift if np.isfinite(shift) else 0.0
+    lo, hi = sorted((ref, ref + round(max(-width, min(width, shift)))))
     return slice(max(0, lo - margin), min(width, hi + margin + 1))
+
+
+def _seen_from(hit: Mapping[str, Any], width: int, start: int) -> dict[str, Any]:
+    """`hit` as a stamp cropped to begin at column `start` sees it (its reference column moved left)."""
+    index = hit.get("index")
+    index = int(index) if isinstance(index, (int, float, np.number)) and np.isfinite(index) else 0
+    return {**hit, "index": index, "stamp_start": index - (reference_column(hit, width) - start)}
+
+
+class StampWindow:
+    """The columns of a stamp a picture reads, chosen from its shape before any sample is read (the
+    `window` of `Bucket.stamp`): all of a narrow stamp, `max_columns` around the hit's track of a wide one.
+    Afterwards `hit` is the hit as the cropped stamp sees it; a stamp of more than `MAX_ROWS` integrations
+    raises `PictureTooLarge`."""
+
+    def __init__(self, header: Mapping[str, Any], hit: Mapping[str, Any], max_columns: int = MAX_COLUMNS):
+        self.header = header
+        self.hit = dict(hit)
+        self.max_columns = max_columns
+
+    def __call__(self, n_time: int, width: int) -> slice:
+        if n_time > MAX_ROWS:
+            raise PictureTooLarge(f"the stamp has {n_time} integrations, more than the {MAX_ROWS} a picture draws")
+        if width <= self.max_columns:
+            return slice(0, width)
+        track = _track(n_time, width, self.header, self.hit, THUMB_MARGIN)
+        start = min(max(0, (track.start + track.stop - self.max_columns) // 2), width - self.max_columns)
+        self.hit = _seen_from(self.hit, width, start)
+        return slice(start, start + self.max_columns)
 
 
 def thumbnail_png(stamp: np.ndarray, header: Mapping[str, Any], hit: Mapping[str, Any]) -> bytes:
@@ -157,9 +246,8 @@ def thumbnail_png(stamp: np.ndarray, header: Mapping[str, Any], hit: Mapping[str
 
     if stamp.shape[1] > THUMB_MAX_COLUMNS:
         columns = track_columns(stamp, header, hit)
-        ref = reference_column(hit, stamp.shape[1]) - columns.start
+        hit = _seen_from(hit, stamp.shape[1], columns.start)
         stamp = stamp[:, columns]
-        hit = {**hit, "index": int(hit.get("index") or 0), "stamp_start": int(hit.get("index") or 0) - ref}
     image, _, _ = stamp_axes(stamp, header, hit)
     repeat = max(1, THUMB_ROWS // max(1, image.shape[0]))
     lo, hi = _limits(image)
@@ -191,15 +279,58 @@ def _overview_png(hits: Any, header: Mapping[str, Any]) -> bytes:
         ax.scatter(freqs, values, s=14, color="#1f4e79")
     if measure == "statistic" and len(hits) and np.nanmin(values) > 0 and np.nanmax(values) > 20 * np.nanmin(values):
         ax.set_yscale("log")
-    fch1, foff, nchans = (header.get(k) for k in ("fch1", "foff", "nchans"))
-    if None not in (fch1, foff, nchans):
-        edges = sorted((float(fch1), float(fch1) + float(foff) * float(nchans)))
+    edges = _band_edges(header)
+    if edges is not None and edges[0] < edges[1]:
         ax.set_xlim(*edges)
     ax.ticklabel_format(axis="x", useOffset=False)
     ax.set_xlabel("frequency (MHz)")
     ax.set_ylabel(measure or "hit")
     ax.set_title(f"{len(hits)} hits", fontsize=10)
     return _png(fig)
+
+
+def histogram_png(hits: Any, header: Mapping[str, Any], bins: int = HISTOGRAM_BINS) -> bytes:
+    """How many hits fall in each of `bins` equal parts of the observation's band (MHz), with the edges of
+    the bands the strongest hits are shown by (energy detection's `BANDS_MHZ`) where they fall inside."""
+    with _FIGURE_LOCK:
+        return _histogram_png(hits, header, bins)
+
+
+def _histogram_png(hits: Any, header: Mapping[str, Any], bins: int) -> bytes:
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    from bl_reservoir.energy_detection.detect import BANDS_MHZ
+
+    fig = Figure(figsize=(9, 2.6), dpi=100)
+    ax = fig.add_axes((0.08, 0.2, 0.76, 0.68))   # the overview's x extent: the two line up one above the other
+    freqs = hits["freqs"].to_numpy(dtype=float) if "freqs" in hits.columns else np.zeros(0)
+    freqs = freqs[np.isfinite(freqs)]
+    edges = _band_edges(header) or ((float(freqs.min()), float(freqs.max())) if freqs.size else (0.0, 1.0))
+    if edges[0] == edges[1]:
+        edges = (edges[0] - 0.5, edges[1] + 0.5)
+    ax.hist(freqs, bins=bins, range=edges, color="#1f4e79")
+    for edge in sorted({e for band in BANDS_MHZ for e in band if np.isfinite(e)}):
+        if edges[0] < edge < edges[1]:
+            ax.axvline(edge, color="#a4262c", ls=":", lw=1.2, zorder=3)
+    ax.set_xlim(*edges)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.ticklabel_format(axis="x", useOffset=False)
+    ax.set_xlabel("frequency (MHz)")
+    ax.set_ylabel("hits")
+    ax.set_title(f"{freqs.size} hits across the band, in {bins} bins of {(edges[1] - edges[0]) / bins:.4g} MHz",
+                 fontsize=10)
+    return _png(fig)
+
+
+def _band_edges(header: Mapping[str, Any]) -> tuple[float, float] | None:
+    """(lowest, highest) frequency of the observation (MHz), from fch1, foff and nchans; None without them."""
+    try:
+        fch1, foff, nchans = (float(header[k]) for k in ("fch1", "foff", "nchans"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    lo, hi = sorted((fch1, fch1 + foff * nchans))
+    return (lo, hi) if np.isfinite(lo) and np.isfinite(hi) else None
 
 
 class Renderer:

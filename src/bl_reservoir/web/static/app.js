@@ -1,4 +1,5 @@
-// BL@Scale pages: hits filtering and sorting, live campaigns (server-sent events), the submit form.
+// BL@Scale pages: hits filtering, sorting and paging, live campaigns (server-sent events) and their buttons,
+// the workers' table refreshed, the submit form.
 // Plain JavaScript, no build step; every value put in the page goes through textContent.
 "use strict";
 
@@ -15,10 +16,15 @@ function fmt(value) {
   return String(value);
 }
 
-// ---- hits table of one result: filter form + sortable headers, through the JSON API
+// ---- hits table of one result: filter form, sortable headers and pages of rows, through the JSON API;
+// the CSV link follows the filters and the order
 function setupHits(form) {
-  const table = form.nextElementSibling;
-  const state = { sort: table.dataset.sort || null, descending: table.dataset.descending === "1" };
+  const section = form.closest("section");
+  const table = section.querySelector("table.hits");
+  const pager = section.querySelector(".hits-pager");
+  const csv = section.querySelector("a.csv");
+  const limit = Number(form.dataset.limit || 100);
+  const state = { sort: table.dataset.sort || null, descending: table.dataset.descending === "1", offset: 0 };
   const columns = Array.from(table.querySelectorAll("th")).map((th) => th.dataset.column);
   const count = form.querySelector(".count");
 
@@ -29,12 +35,19 @@ function setupHits(form) {
     });
   }
 
-  async function load() {
+  function query() {
     const params = new URLSearchParams();
     for (const input of form.querySelectorAll("input")) if (input.value !== "") params.set(input.name, input.value);
     if (state.sort) params.set("sort", state.sort);
     if (state.descending) params.set("descending", "true");
-    params.set("limit", "500");
+    return params;
+  }
+
+  async function load() {
+    const params = query();
+    if (csv) csv.href = csv.dataset.href + (params.toString() ? "?" + params.toString() : "");
+    params.set("limit", String(limit));
+    params.set("offset", String(state.offset));
     count.textContent = "loading…";
     const response = await fetch(form.dataset.api + "?" + params.toString(), { credentials: "same-origin" });
     if (!response.ok) { count.textContent = "error " + response.status; return; }
@@ -51,17 +64,25 @@ function setupHits(form) {
       body.appendChild(tr);
     }
     table.replaceChild(body, table.tBodies[0]);
-    count.textContent = page.items.length + " of " + page.total + " matching (" + page.n_hits + " hits)";
+    count.textContent = page.total + " of " + page.n_hits + " hits match";
+    const first = page.total ? page.offset + 1 : 0;
+    pager.querySelector(".range").textContent = "hits " + first + "–" + (page.offset + page.items.length) + " of " + page.total;
+    pager.querySelector(".prev").disabled = page.offset === 0;
+    pager.querySelector(".next").disabled = page.offset + page.items.length >= page.total;
     markSorted();
   }
 
-  form.addEventListener("submit", (e) => { e.preventDefault(); load(); });
-  form.addEventListener("reset", () => setTimeout(load, 0));
+  form.addEventListener("submit", (e) => { e.preventDefault(); state.offset = 0; load(); });
+  form.addEventListener("reset", () => { state.offset = 0; setTimeout(load, 0); });
+  pager.querySelector(".prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - limit); load(); });
+  pager.querySelector(".next").addEventListener("click", () => { state.offset += limit; load(); });
   table.querySelectorAll("th.sortable").forEach((th) => th.addEventListener("click", () => {
     state.descending = state.sort === th.dataset.column ? !state.descending : false;
     state.sort = th.dataset.column;
+    state.offset = 0;
     load();
   }));
+  if (csv) csv.href = csv.dataset.href + (query().toString() ? "?" + query().toString() : "");
   markSorted();
 }
 
@@ -98,27 +119,69 @@ function setupCampaigns(table) {
   });
 }
 
+function jobRow(j) {
+  const tr = el("tr", null, { "data-id": j.id });
+  tr.append(el("td", j.seq), el("td", j.input_uri, { class: "name" }), el("td", j.state, { class: "state " + j.state }),
+    el("td", j.attempts), el("td", j.worker), el("td", j.started), el("td", j.finished),
+    el("td", j.wall_seconds === null ? "" : j.wall_seconds.toFixed(1), { class: "num" }),
+    el("td", j.n_hits, { class: "num" }), el("td", j.error, { class: "error" }));
+  const log = el("td"); log.appendChild(el("button", "log", { type: "button", class: "log", "data-job": j.id }));
+  tr.appendChild(log);
+  return tr;
+}
+
+// one campaign: the first message holds every job shown (`full`), later ones only the jobs that changed
 function setupCampaign(root) {
-  const jobsBody = () => root.querySelector("#jobs").tBodies[0];
+  const body = () => root.querySelector("#jobs").tBodies[0];
+  const controls = root.querySelector("#controls");
+  const loggedIn = controls && controls.dataset.enabled === "1";
+  function showControls(c) {
+    if (!controls || !loggedIn) return;
+    controls.querySelector("[data-action=cancel]").disabled = c.state !== "active";
+    controls.querySelector("[data-action=retry]").disabled = !c.counts.failed;
+    controls.querySelector("[data-action=resume]").disabled = !(c.counts.queued || c.counts.running);
+  }
   listen(root.dataset.stream, (c) => {
     root.querySelector("#progress").value = c.progress.percent;
     root.querySelector(".pct").textContent = c.progress.percent + "%";
     root.querySelector(".ended").textContent = c.progress.ended;
     root.querySelector(".state").textContent = c.state;
-    const counts = root.querySelector(".counts"); counts.replaceChildren(countTags(c.counts));
-    const body = el("tbody");
-    for (const j of c.jobs) {
-      const tr = el("tr", null, { "data-id": j.id });
-      tr.append(el("td", j.seq), el("td", j.input_uri), el("td", j.state, { class: "state " + j.state }), el("td", j.attempts),
-        el("td", j.worker), el("td", j.started), el("td", j.finished),
-        el("td", j.wall_seconds === null ? "" : j.wall_seconds.toFixed(1), { class: "num" }),
-        el("td", j.n_hits, { class: "num" }), el("td", j.error, { class: "error" }));
-      const log = el("td"); log.appendChild(el("button", "log", { type: "button", class: "log", "data-job": j.id }));
-      tr.appendChild(log);
-      body.appendChild(tr);
+    root.querySelector(".counts").replaceChildren(countTags(c.counts));
+    if (c.full) {
+      const fresh = el("tbody");
+      for (const j of c.jobs) fresh.appendChild(jobRow(j));
+      body().replaceWith(fresh);
+    } else {
+      const rows = new Map(Array.from(body().rows).map((tr) => [tr.dataset.id, tr]));
+      for (const j of c.jobs) {
+        const old = rows.get(j.id);
+        if (old) old.replaceWith(jobRow(j)); else body().appendChild(jobRow(j));
+      }
     }
-    jobsBody().replaceWith(body);
+    showControls(c);
   }, root.querySelector(".live"));
+  if (controls) controls.addEventListener("click", async (e) => {
+    const button = e.target.closest("button[data-action]");
+    if (!button) return;
+    const message = controls.querySelector(".message");
+    const action = button.dataset.action;
+    if (action === "cancel" && !window.confirm("Cancel this campaign's queued and running jobs?")) return;
+    button.disabled = true;
+    message.textContent = action + "…";
+    // the login cookie authorises this only with our header (security.require_control)
+    const response = await fetch(controls.dataset.api + "/" + action, {
+      method: "POST", credentials: "same-origin", headers: { "X-Requested-With": "bl-reservoir" },
+    });
+    const answer = await response.json().catch(() => ({}));
+    if (response.ok) {
+      message.textContent = action === "cancel" ? answer.cancelled + " jobs cancelled" : answer.jobs + " jobs run again";
+      message.className = "message muted";
+    } else {
+      message.textContent = "refused (" + response.status + "): " + (typeof answer.detail === "string" ? answer.detail : JSON.stringify(answer.detail));
+      message.className = "message error";
+      button.disabled = false;
+    }
+  });
   root.addEventListener("click", async (e) => {
     const button = e.target.closest("button.log");
     if (!button) return;
@@ -132,6 +195,51 @@ function setupCampaign(root) {
     view.querySelector(".log").textContent = job.log === null ? "(no log.txt in the bucket for this job)"
       : (job.log || "(log.txt is empty: the algorithm printed nothing)");
   });
+}
+
+// ---- workers: the table again from /api/workers every few seconds
+function gib(bytes) { return bytes === null || bytes === undefined ? "?" : (bytes / 2 ** 30).toFixed(2); }
+
+function setupWorkers(root) {
+  const every = Number(root.dataset.refreshS || 5) * 1000;
+  async function refresh() {
+    let view;
+    try {
+      const response = await fetch(root.dataset.api, { credentials: "same-origin" });
+      if (!response.ok) throw new Error("error " + response.status);
+      view = await response.json();
+    } catch (err) {
+      root.querySelector(".live").textContent = "· " + err.message + ", trying again";
+      return;
+    }
+    const problem = root.querySelector("p.error");
+    problem.hidden = !view.error; problem.textContent = view.error || "";
+    root.querySelector(".n-workers").textContent = view.workers.length + (view.workers.length === 1 ? " worker" : " workers");
+    const body = el("tbody");
+    for (const w of view.workers) {
+      const tr = el("tr");
+      const name = el("td", w.name, { class: "name" }); name.append(el("br"), el("span", w.address, { class: "muted" }));
+      const jobs = el("td", null, { class: "jobs" });
+      for (const j of w.current_jobs) {
+        const line = el("div");
+        line.appendChild(j.campaign ? el("a", j.input_uri, { href: "/campaigns/" + encodeURIComponent(j.campaign) }) : el("span", j.id));
+        line.append(" ", el("span", Math.round(j.cpu_percent) + "% · " + gib(j.memory_bytes) + " GiB", { class: "muted" }));
+        jobs.appendChild(line);
+      }
+      if (!w.current_jobs.length) jobs.appendChild(el("span", w.error || "idle", { class: "muted" }));
+      const tags = el("td"); for (const a of w.algorithms) { tags.appendChild(el("span", a, { class: "tag" })); tags.append(" "); }
+      tr.append(name, el("td", w.nthreads, { class: "num" }), jobs,
+        el("td", w.jobs_cpu_percent === null ? "?" : Math.round(w.jobs_cpu_percent), { class: "num" }),
+        el("td", gib(w.jobs_memory_bytes) + " GiB", { class: "num" }),
+        el("td", w.cpu_percent === null ? "" : Math.round(w.cpu_percent), { class: "num" }),
+        el("td", gib(w.memory_bytes) + " of " + (w.memory_limit_bytes ? (w.memory_limit_bytes / 2 ** 30).toFixed(1) : "?") + " GiB", { class: "num" }),
+        tags);
+      body.appendChild(tr);
+    }
+    root.querySelector("#workers").tBodies[0].replaceWith(body);
+    root.querySelector(".live").textContent = "· updated " + new Date().toLocaleTimeString();
+  }
+  setInterval(refresh, every);
 }
 
 // ---- submit form: JSON to /api/jobs with the bearer token
@@ -169,4 +277,6 @@ document.addEventListener("DOMContentLoaded", () => {
   if (campaign) setupCampaign(campaign);
   const submit = document.getElementById("submit");
   if (submit) setupSubmit(submit);
+  const workers = document.getElementById("workers-view");
+  if (workers) setupWorkers(workers);
 });

@@ -1,31 +1,29 @@
-"""The standard results folder (contract C2): write it, complete it, read it back safely.
-
-`manifest.json` is always written last, to a temporary name and then renamed: a folder with a
-manifest is complete. Readers (`read_results`) touch only JSON, Parquet and `.npy` with
-`allow_pickle=False`; the pickles exist for algorithms written against the original reservoir.
-"""
+"""The standard results folder (contract C2): write it, complete it, read it back safely."""
 
 from __future__ import annotations
 
 import datetime as _dt
 import io
 import json
-import math
 import os
 import pickle
 import platform
 import socket
 import sys
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
 
 from bl_reservoir.errors import InvalidResults
+from bl_reservoir.results.files import check_files
+from bl_reservoir.results.pickles import index_as_column, read_unpickled, unpickle_here
+from bl_reservoir.results.values import to_jsonable
 
 SCHEMA = 1
 KNOWN_SCHEMAS = (1,)
@@ -55,25 +53,6 @@ class Results:
 def utcnow() -> str:
     """ISO 8601 UTC timestamp with seconds precision and a `Z`."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def to_jsonable(value: Any) -> Any:
-    """Plain JSON types for headers and manifests (numpy scalars, bytes, paths, NaN -> None)."""
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, bytes):
-        return value.decode("ascii", errors="replace")
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if hasattr(value, "to_value"):  # astropy Angle/Quantity in headers written by blimpy
-        return float(value.to_value())
-    return str(value)
 
 
 def library_versions() -> dict[str, str]:
@@ -109,10 +88,18 @@ def build_manifest(*, algorithm: Mapping[str, Any], parameters: Mapping[str, Any
     }
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes | Callable[[BinaryIO], object]) -> None:
+    """Write `data` (bytes, or a function writing to a binary file) to a temporary name, then rename.
+
+    Neither step follows a symbolic link an algorithm may have left at either name.
+    """
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    with open(fd, "wb") as f:
+        if callable(data):
+            data(f)
+        else:
+            f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -170,8 +157,8 @@ def _write_extra(path: Path, content: Any) -> None:
 
 
 def _write_safe_copies(out: Path, header: Mapping[str, Any], hits: pd.DataFrame) -> None:
-    (out / HEADER_JSON).write_text(json.dumps(to_jsonable(header), indent=2))
-    hits.to_parquet(out / INFO_PARQUET, index=False)
+    _atomic_write(out / HEADER_JSON, json.dumps(to_jsonable(header), indent=2).encode())
+    _atomic_write(out / INFO_PARQUET, lambda f: hits.to_parquet(f, index=False))
 
 
 def write_manifest(out_dir: str | os.PathLike, manifest: Mapping[str, Any], n_hits: int | None = None) -> Path:
@@ -185,47 +172,60 @@ def write_manifest(out_dir: str | os.PathLike, manifest: Mapping[str, Any], n_hi
     return path
 
 
-def complete_results(out_dir: str | os.PathLike, manifest: Mapping[str, Any] | None = None) -> Path:
-    """Turn a folder with the three original files (pickles + stamps) into a complete C2 folder.
+def complete_results(out_dir: str | os.PathLike, manifest: Mapping[str, Any] | None = None, *,
+                     unpickled: str | os.PathLike | None = None) -> Path:
+    """Turn a folder an algorithm just wrote into a complete C2 folder, without unpickling anything here.
 
-    Local use only, on the folder an algorithm just wrote: it unpickles that algorithm's own
-    output. What the original format left out is filled in: `coarse_channel` (and `freqs`)
-    from `index` and the header, float64 stamps become float32, and a folder with no hits may
-    lack `filtered.npy`. Raises `InvalidResults` saying what is missing or malformed.
+    The header and hits come from the algorithm's own `header.json` and `info_df.parquet` when it
+    wrote both, else from the copies `unpickle_command` made of its pickles in `unpickled` (when
+    None, that command runs now with this interpreter). What the original format left out is
+    filled in: `coarse_channel` (and `freqs`) from `index` and the header, float64 stamps become
+    float32, and a folder with no hits may lack `filtered.npy`. Raises `InvalidResults` saying
+    what is missing or malformed.
     """
     out = Path(out_dir)
     if not out.is_dir():
         raise InvalidResults(out, "results folder does not exist")
-    needed = [HEADER_PKL, INFO_PKL]
-    missing = [name for name in needed if not (out / name).is_file()]
+    missing = [name for name in (HEADER_PKL, INFO_PKL) if not (out / name).is_file()]
     if missing:
         raise InvalidResults(out, f"missing {', '.join(missing)}")
+    if has_safe_copies(out):
+        header, hits = _read_safe_copies(out)
+    elif unpickled is not None:
+        header, hits = read_unpickled(out, unpickled)
+    else:
+        with tempfile.TemporaryDirectory(prefix="blr-unpickled-") as tmp:
+            unpickle_here(out, tmp)
+            header, hits = read_unpickled(out, tmp)
     try:
-        with open(out / HEADER_PKL, "rb") as f:
-            header = pickle.load(f)
-        hits = pd.read_pickle(out / INFO_PKL)
-        stamps = np.load(out / STAMPS, allow_pickle=False) if (out / STAMPS).is_file() else None
+        stamps = np.load(out / STAMPS, mmap_mode="r", allow_pickle=False) if (out / STAMPS).is_file() else None
     except Exception as exc:  # any unreadable file is the algorithm's fault, reported as such
         raise InvalidResults(out, f"unreadable results file ({type(exc).__name__}: {exc})") from None
-    if not isinstance(header, Mapping):
-        raise InvalidResults(out, f"header.pkl holds a {type(header).__name__}, expected a dict")
-    if not isinstance(hits, pd.DataFrame):
-        raise InvalidResults(out, f"info_df.pkl holds a {type(hits).__name__}, expected a pandas DataFrame")
-    hits = _fill_columns(out, header, _index_as_column(hits))
+    hits = _fill_columns(out, header, index_as_column(hits))
     stamps = _as_stamps(out, stamps, len(hits))
     _check(out, hits, stamps)
     (out / MANIFEST).unlink(missing_ok=True)
     if stamps.dtype != np.float32 or not (out / STAMPS).is_file():
-        np.save(out / STAMPS, stamps.astype(np.float32), allow_pickle=False)
+        _atomic_write(out / STAMPS, lambda f: np.save(f, np.asarray(stamps, dtype=np.float32), allow_pickle=False))
     _write_safe_copies(out, header, hits)
     write_manifest(out, manifest or {}, len(hits))
     return out
 
 
-def _index_as_column(hits: pd.DataFrame) -> pd.DataFrame:
-    if "index" not in hits.columns and hits.index.name == "index":
-        return hits.reset_index()  # `df.set_index("index")` kept: the channel is the frame's index
-    return hits.reset_index(drop=True)
+def has_safe_copies(out_dir: str | os.PathLike) -> bool:
+    """Did the algorithm write `header.json` and `info_df.parquet` itself (so no pickle need be read)?"""
+    return (Path(out_dir) / HEADER_JSON).is_file() and (Path(out_dir) / INFO_PARQUET).is_file()
+
+
+def _read_safe_copies(out: Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    try:
+        header = json.loads((out / HEADER_JSON).read_bytes())
+        hits = pd.read_parquet(out / INFO_PARQUET)
+    except Exception as exc:  # any unreadable file is the algorithm's fault, reported as such
+        raise InvalidResults(out, f"unreadable results file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(header, dict):
+        raise InvalidResults(out, f"header.json holds a {type(header).__name__}, expected an object")
+    return header, hits
 
 
 def _fill_columns(out: Path, header: Mapping[str, Any], hits: pd.DataFrame) -> pd.DataFrame:
@@ -292,6 +292,9 @@ def read_results(path_or_uri: str | os.PathLike, *, stamps: bool = True) -> Resu
             raise InvalidResults(base, f"manifest.json holds a {type(manifest).__name__}, expected an object")
         if manifest.get("schema") not in KNOWN_SCHEMAS:
             raise InvalidResults(base, f"unknown manifest schema {manifest.get('schema')!r}")
+        mismatch = check_files(fs, root, manifest)
+        if mismatch:
+            raise InvalidResults(base, f"the files do not match manifest.json ({mismatch}): the results are incomplete")
         header = json.loads(read(HEADER_JSON))
         if not isinstance(header, dict):
             raise InvalidResults(base, f"header.json holds a {type(header).__name__}, expected an object")
