@@ -136,31 +136,6 @@ class _RecordingFS:
         return self._fs.rm(path, recursive=recursive, **kw)
 
 
-def test_remove_result_takes_the_manifest_down_first_then_everything(bucket_backend, tmp_path, monkeypatch):
-    folder = _results_dir(tmp_path, n_files=24, size=1000)
-    dest = storage.upload_dir(bucket_backend.uri(), folder)
-    original, opened = storage.open_bucket, []
-
-    def open_bucket(uri):
-        fs, root = original(uri)
-        opened.append(_RecordingFS(fs))
-        return opened[-1], root
-
-    monkeypatch.setattr(storage.buckets, "open_bucket", open_bucket)   # where remove_result looks it up
-    seen = _watch(bucket_backend, lambda: storage.remove_result(dest))
-    removed = [path for fs in opened for path in fs.removed]
-    assert removed[0].endswith(f"{RESULT}/manifest.json"), removed
-    assert {p.rsplit("/", 1)[-1] for p in removed} == {p.name for p in folder.iterdir()}
-    for keys in seen:  # and a reader listing the bucket meanwhile agrees
-        if MANIFEST in keys:
-            assert keys == _keys(folder), "the manifest outlived another file"
-    assert seen[-1] == set()
-    if bucket_backend.name != "local":  # local removal is over in well under a millisecond: no poll sees it
-        assert any(keys and MANIFEST not in keys for keys in seen), "the reader never saw the removal in progress"
-    assert storage.is_complete(dest) is None
-    storage.remove_result(dest)  # nothing there: nothing to do
-
-
 def test_read_results_reads_the_uploaded_folder_back(bucket_backend, tmp_path):
     import numpy as np
     import pandas as pd

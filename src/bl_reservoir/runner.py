@@ -42,6 +42,8 @@ UNPICKLE_TIMEOUT_S = results.UNPICKLE_TIMEOUT_S
 #: How often a running algorithm's job asks `should_stop` (a cancelled campaign): seconds.
 STOP_POLL_S = 1.0
 LOG_FILE = "log.txt"
+#: Scratch folders are `job-<job id>-<random>`: what ties a running process to its job (the Workers page).
+SCRATCH_PREFIX = "job-"
 #: The most of a failed job's log (its end) that its `failed` event keeps, for the job store: a failed
 #: job puts nothing in the bucket, and its scratch folder goes.
 FAILED_LOG_BYTES = 256 * 1024
@@ -94,6 +96,11 @@ def options_to_parameters(options: Sequence[str]) -> dict[str, Any]:
     return params
 
 
+def scratch_prefix(job_id: str) -> str:
+    """The start of job `job_id`'s scratch folder name."""
+    return f"{SCRATCH_PREFIX}{job_id}-"
+
+
 class _Job:
     """The state of one run: identity, events, scratch folder."""
 
@@ -131,7 +138,7 @@ class _Job:
         root = scratch_root()
         root.mkdir(parents=True, exist_ok=True)
         _sweep_stale(root)
-        self.scratch = Path(tempfile.mkdtemp(prefix=f"job-{self.id}-", dir=root))
+        self.scratch = Path(tempfile.mkdtemp(prefix=scratch_prefix(self.id), dir=root))
         # Held for the job's life; a folder whose lock nobody holds belongs to a dead process.
         self._lock_handle = open(self.scratch / _LOCK, "w")  # noqa: SIM115 - closed in clean()
         fcntl.flock(self._lock_handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -146,7 +153,7 @@ class _Job:
 
 def _sweep_stale(root: Path) -> None:
     """Remove scratch folders of jobs whose process died (their lock is free)."""
-    for folder in root.glob("job-*"):
+    for folder in root.glob(f"{SCRATCH_PREFIX}*"):
         lock = folder / _LOCK
         try:
             if time.time() - folder.stat().st_mtime < _LOCKLESS_GRACE_S:

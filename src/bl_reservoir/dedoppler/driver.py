@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from bl_reservoir.dedoppler._aot import compiled_module
-from bl_reservoir.dedoppler._band import Band, bands, blank_dc, prepared
+from bl_reservoir.dedoppler._band import Band, bands, blank_dc, prepare, prepared
 from bl_reservoir.dedoppler._crossing import one_hit_per_signal
 from bl_reservoir.dedoppler._desmear import desmeared_sums
 from bl_reservoir.dedoppler._noise import CoarseNoise
@@ -111,9 +111,7 @@ def search_block(block: np.ndarray, header: dict, grid: DriftGrid, params: Searc
     `first_channel` is the file index of the block's first channel; `left` and `right` are the
     channels just below and above it (already DC-repaired), if any. `block` is modified (DC repair).
     """
-    noise = CoarseNoise(block.sum(axis=0))  # before the DC repair, as turboSETI estimates the noise
-    if params.blank_dc:
-        blank_dc(block)
+    noise = prepare(block, params.blank_dc)
     band = Band.alone(block)
     if left is not None or right is not None:
         empty = band.left

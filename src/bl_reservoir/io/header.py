@@ -122,3 +122,14 @@ def coarse_channel_width(header: Mapping[str, Any], path: str = "") -> int:
 def frequencies(header: Mapping[str, Any], start: int, stop: int) -> np.ndarray:
     """Sky frequency in MHz (float64) of fine channels [start, stop)."""
     return header["fch1"] + header["foff"] * np.arange(start, stop, dtype=np.float64)
+
+
+def band_edges(header: Mapping[str, Any]) -> tuple[float, float] | None:
+    """(lowest, highest) sky frequency of the band in MHz, from fch1, foff and nchans; None when one is missing
+    or not a finite number (a result's bad header must not stop a listing or a picture)."""
+    try:
+        fch1, foff, nchans = (float(header[key]) for key in ("fch1", "foff", "nchans"))
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+    lo, hi = sorted((fch1, fch1 + foff * nchans))
+    return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None

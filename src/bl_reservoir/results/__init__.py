@@ -29,6 +29,7 @@ from bl_reservoir.results.folder import (
     has_safe_copies,
     library_versions,
     read_results,
+    utc_text,
     utcnow,
     write_manifest,
     write_results,
@@ -40,4 +41,4 @@ __all__ = ["FILES", "HEADER_JSON", "HEADER_PKL", "INFO_PARQUET", "INFO_PKL", "KN
            "ORIGINAL_FILES", "REQUIRED_COLUMNS", "SAFE_FILES", "SCHEMA", "STAMPS", "UNPICKLE_TIMEOUT_S", "Results",
            "build_manifest", "check_files", "complete_results", "file_md5", "has_safe_copies", "library_versions",
            "mismatched_files", "read_results", "read_unpickled", "result_files", "to_jsonable", "unpickle_command",
-           "unpickle_failure", "utcnow", "write_manifest", "write_results"]
+           "unpickle_failure", "utc_text", "utcnow", "write_manifest", "write_results"]

@@ -50,9 +50,15 @@ class Results:
     manifest: dict[str, Any]
 
 
+def utc_text(moment: _dt.datetime) -> str:
+    """`moment` as the results and the job store write times: ISO 8601 UTC to the millisecond, with a `Z`
+    (so that stored times compare as strings)."""
+    return moment.astimezone(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def utcnow() -> str:
-    """ISO 8601 UTC timestamp with seconds precision and a `Z`."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Now, as `utc_text` writes it."""
+    return utc_text(_dt.datetime.now(_dt.timezone.utc))
 
 
 def library_versions() -> dict[str, str]:

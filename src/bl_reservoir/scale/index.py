@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bl_reservoir.errors import UsageError
+from bl_reservoir.io.header import band_edges
 from bl_reservoir.results import utcnow
 from bl_reservoir.scale import schema as t
 from bl_reservoir.scale.database import Database, as_dict, as_dicts
@@ -65,7 +66,7 @@ class HitIndex(Database):
         rows, left_out = _hit_rows(obs_name, algorithm, result_uri, hits_df)
         if left_out:
             log.warning("%s: %d of %d hits not indexed (no finite freqs)", result_uri, left_out, len(hits_df))
-        fmin, fmax = _band_edges(header)
+        fmin, fmax = band_edges(header) or (None, None)
         if fmin is None and {"fch1", "foff", "nchans"} <= set(header):
             log.warning("%s: band not indexed (fch1 %r, foff %r, nchans %r)", result_uri, header.get("fch1"),
                         header.get("foff"), header.get("nchans"))
@@ -180,16 +181,6 @@ def _float(value: Any) -> float | None:
 def _text(value: Any, column: sa.Column) -> str | None:
     """`value` as text that fits `column` (PostgreSQL refuses a longer one; SQLite would keep it)."""
     return None if value is None else str(value)[: column.type.length]
-
-
-def _band_edges(header: Mapping[str, Any]) -> tuple[float | None, float | None]:
-    fch1, foff, nchans = _float(header.get("fch1")), _float(header.get("foff")), _float(header.get("nchans"))
-    if fch1 is None or foff is None or nchans is None:
-        return None, None
-    other = _float(fch1 + foff * nchans)
-    if other is None:
-        return None, None
-    return min(fch1, other), max(fch1, other)
 
 
 def _hit_rows(obs_name: str, algorithm: str, result_uri: str, hits_df: Any) -> tuple[list[dict[str, Any]], int]:

@@ -31,7 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bl_reservoir.errors import UsageError
-from bl_reservoir.results import to_jsonable, utcnow
+from bl_reservoir.results import to_jsonable, utc_text, utcnow
 from bl_reservoir.scale import schema as t
 from bl_reservoir.scale.database import Database, as_dict, as_dicts
 
@@ -50,8 +50,7 @@ def _new_id() -> str:
 
 def _iso(seconds_ago: float) -> str:
     """`utcnow()`'s format `seconds_ago` seconds back: stored times compare as strings."""
-    then = _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=seconds_ago)
-    return then.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(_dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(seconds=seconds_ago))
 
 
 class JobStore(Database):

@@ -28,11 +28,10 @@ from bl_reservoir.storage.buckets import (
     is_complete,
     open_bucket,
     read_manifest,
-    remove_result,
     result_uri,
 )
 from bl_reservoir.storage.commit import UPLOAD_THREADS, upload_dir
 
 __all__ = ["BUCKET_SCHEMES", "CADENCES", "RESERVED", "SENSITIVITY", "check_bucket",
            "check_same_input", "events_uri", "input_file_name", "is_complete", "open_bucket", "read_manifest",
-           "remove_result", "result_uri", "UPLOAD_THREADS", "upload_dir"]
+           "result_uri", "UPLOAD_THREADS", "upload_dir"]

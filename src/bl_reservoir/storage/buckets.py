@@ -128,6 +128,12 @@ def input_file_name(uri: str) -> str:
     return PurePosixPath(str(uri).split("?", 1)[0].rstrip("/")).name
 
 
+def manifest_input(manifest: dict[str, Any]) -> str:
+    """The input URI a result's manifest names ("" when it names none)."""
+    source = manifest.get("input")
+    return str(source.get("uri") or "") if isinstance(source, dict) else ""
+
+
 def check_same_input(dest: str, manifest: dict[str, Any], input_uri: str) -> None:
     """Raise `UploadError` when the complete result at `dest` (its `manifest`) comes from another input
     file that shares the observation name of `input_uri` (`x.fil` and `x.h5`): C3 has one place for both.
@@ -135,25 +141,9 @@ def check_same_input(dest: str, manifest: dict[str, Any], input_uri: str) -> Non
     The same file name is the same observation (a copy moved from a disk to a bucket); a changed
     file at the same name is a new version of it, and replaces the old result.
     """
-    other = (manifest.get("input") or {}).get("uri") if isinstance(manifest.get("input"), dict) else None
+    other = manifest_input(manifest)
     if not other or not input_uri or input_file_name(other) == input_file_name(input_uri):
         return
     raise UploadError(dest, f"holds the result of {other}, and {input_uri} has the same observation name "
                             f"{obs_name(input_uri)!r}: rename one of them, use another bucket, or force the run "
                             "(--force) to replace it")
-
-
-def remove_result(uri: str) -> None:
-    """Take a result down: its manifest first (so no reader trusts it any more), then the rest."""
-    fs, root = open_bucket(uri)
-    try:
-        if fs.exists(f"{root}/{MANIFEST}"):
-            retry(f"removal of {uri}/{MANIFEST}", lambda: fs.rm_file(f"{root}/{MANIFEST}"))
-        for path in retry(f"listing of {uri}", lambda: fs.find(root)):
-            retry(f"removal of {path}", lambda p=path: fs.rm_file(p))
-        if fs.isdir(root):
-            fs.rm(root, recursive=True)
-    except FileNotFoundError:
-        return
-    except Exception as exc:  # noqa: BLE001 - any backend error becomes one line naming the URI
-        raise UploadError(uri, f"cannot remove the old result ({reason(exc)})") from None

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from bl_reservoir.errors import InvalidResults, UploadError
 from bl_reservoir.io.fetch import obs_name, reason, retry, scheme
 from bl_reservoir.results import MANIFEST, check_files, file_md5, mismatched_files, result_files
-from bl_reservoir.storage.buckets import check_same_input, open_bucket, read_manifest, result_uri
+from bl_reservoir.storage.buckets import check_same_input, manifest_input, open_bucket, read_manifest, result_uri
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ class _Attempt:
         for round_ in range(COMMIT_ROUNDS):
             current = read_manifest(self.fs, self.root, self.dest)
             if current is not None and not replace and check_files(self.fs, self.root, current) is None:
-                check_same_input(self.dest, current, _input_uri(self.manifest))
+                check_same_input(self.dest, current, manifest_input(self.manifest))
             if current is not None:
                 _remove_if_there(self.fs, f"{self.root}/{MANIFEST}")
             with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
@@ -183,7 +183,7 @@ class _Attempt:
                     self._remove_unlisted()
                     return True
                 if not replace:
-                    check_same_input(self.dest, there, _input_uri(self.manifest))
+                    check_same_input(self.dest, there, manifest_input(self.manifest))
                 return False
             log.info("%s: another upload mixed in (%s; round %d): committing again", self.dest, mismatch, round_ + 1)
         raise UploadError(self.dest, f"other uploads to the same place kept mixing in ({COMMIT_ROUNDS} commits)")
@@ -250,11 +250,6 @@ class _Attempt:
             return []
         names = (self.fs._strip_protocol(e).rstrip("/").rsplit("/", 1)[-1] for e in entries)
         return [n for n in names if n != LOCK]
-
-
-def _input_uri(manifest: dict[str, Any]) -> str:
-    source = manifest.get("input")
-    return str(source.get("uri") or "") if isinstance(source, dict) else ""
 
 
 def _remove_if_there(fs: Any, path: str) -> None:

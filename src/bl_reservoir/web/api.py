@@ -1,12 +1,10 @@
-"""The JSON API (contract C7) and the server-sent event streams the pages listen to."""
+"""The JSON API (contract C7), with the server-sent event streams the pages listen to (`streams`)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -26,6 +24,7 @@ from bl_reservoir.web.hits import HitFilter
 from bl_reservoir.web.params import hit_filter, text
 from bl_reservoir.web.pictures import PictureTooLarge
 from bl_reservoir.web.security import require_control, require_read, require_write, shown_to
+from bl_reservoir.web.streams import SSE_POLL_S, Changed, Heartbeat, sse, stream
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +37,6 @@ _CONTROL_ANSWERS = {401: {"description": "no token, and no login cookie from our
                     403: {"description": "writes are off"}, 404: {"description": "no such campaign"},
                     503: {"description": "the Dask scheduler does not answer"}}
 
-SSE_POLL_S = 0.5          # how often event streams look at the store
-SSE_HEARTBEAT_S = 15.0    # a comment line keeps proxies from closing a quiet stream
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10**9)]
 ObsSort = Literal["obs_name", "source", "mjd", "n_hits", "updated", "band"]
@@ -293,7 +290,7 @@ def _campaign(request: Request, campaign_id: str) -> dict[str, Any]:
 async def campaigns_events(request: Request) -> StreamingResponse:
     """Server-sent events: the newest campaigns' progress, each time it changes."""
     store = _state(request).jobs
-    return _stream(request, _Changed(lambda: shown_to(request, campaign_views.campaigns_snapshot(store))),
+    return stream(request, Changed(lambda: shown_to(request, campaign_views.campaigns_snapshot(store))),
                    lambda _: False)
 
 
@@ -349,7 +346,7 @@ async def campaign_events(request: Request, campaign_id: str) -> StreamingRespon
         sent = True
         return None if message is None else shown_to(request, message)
 
-    return _stream(request, poll,
+    return stream(request, poll,
                    lambda m: m["state"] != "active" and m["progress"]["ended"] == m["progress"]["total"],
                    ending=lambda m: {**m, "full": False, "jobs": []})
 
@@ -366,79 +363,17 @@ async def job_events(request: Request, job_id: str) -> StreamingResponse:
 
     async def events() -> AsyncIterator[bytes]:
         nonlocal after
-        heartbeat = _Heartbeat()
+        heartbeat = Heartbeat()
         while not await request.is_disconnected():
             found = await run_in_threadpool(store.job_events, job_id, after)
             for event in found:
                 after = event["id"]
-                yield heartbeat.sent(_sse(shown_to(request, to_jsonable(event)), kind=event["kind"], event_id=after))
+                yield heartbeat.sent(sse(shown_to(request, to_jsonable(event)), kind=event["kind"], event_id=after))
             if not found:
                 job = await run_in_threadpool(store.get_job, job_id)
                 if job["state"] in schema.ENDED:
-                    yield _sse(shown_to(request, to_jsonable(job)), kind="end")
+                    yield sse(shown_to(request, to_jsonable(job)), kind="end")
                     return
-            await asyncio.sleep(SSE_POLL_S)
-            if heartbeat.due():
-                yield heartbeat.sent(b": ping\n\n")
-
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-
-
-def _sse(data: Any, kind: str | None = None, event_id: int | None = None) -> bytes:
-    lines = []
-    if event_id is not None:
-        lines.append(f"id: {event_id}")
-    if kind:
-        lines.append(f"event: {kind}")
-    lines.append("data: " + json.dumps(data, separators=(",", ":")))
-    return ("\n".join(lines) + "\n\n").encode()
-
-
-class _Heartbeat:
-    """Knows when a quiet stream is due a comment line."""
-
-    def __init__(self) -> None:
-        self.last = time.monotonic()
-
-    def sent(self, message: bytes) -> bytes:
-        self.last = time.monotonic()
-        return message
-
-    def due(self) -> bool:
-        return time.monotonic() - self.last >= SSE_HEARTBEAT_S
-
-
-class _Changed:
-    """A poll of `snapshot()` that answers None while it equals the last one returned."""
-
-    def __init__(self, snapshot: Callable[[], Any]):
-        self.snapshot = snapshot
-        self.last: Any = None
-
-    def __call__(self) -> Any:
-        found = to_jsonable(self.snapshot())
-        if found == self.last:
-            return None
-        self.last = found
-        return found
-
-
-def _stream(request: Request, poll: Callable[[], Any], done: Callable[[Any], bool],
-            ending: Callable[[Any], Any] = lambda message: message) -> StreamingResponse:
-    """An SSE stream sending each message `poll()` returns (None: nothing new) until the last one sent is
-    `done`, then `ending(it)` as the `end` event; or until the client goes."""
-
-    async def events() -> AsyncIterator[bytes]:
-        last = None
-        heartbeat = _Heartbeat()
-        while not await request.is_disconnected():
-            message = to_jsonable(await run_in_threadpool(poll))
-            if message is not None:
-                last = message
-                yield heartbeat.sent(_sse(message))
-            if last is not None and done(last):
-                yield _sse(ending(last), kind="end")
-                return
             await asyncio.sleep(SSE_POLL_S)
             if heartbeat.due():
                 yield heartbeat.sent(b": ping\n\n")

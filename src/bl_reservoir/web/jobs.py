@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bl_reservoir.errors import ReservoirError, UsageError
+from bl_reservoir.results import utc_text
 from bl_reservoir.scale import schema
 
 log = logging.getLogger(__name__)
@@ -190,5 +191,4 @@ def _seconds_before(iso: str, seconds: float) -> str:
     """The store's time format (`results.utcnow`), `seconds` before `iso`; "" (everything) for ""."""
     if not iso:
         return ""
-    then = _dt.datetime.fromisoformat(iso.replace("Z", "+00:00")) - _dt.timedelta(seconds=seconds)
-    return then.astimezone(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(_dt.datetime.fromisoformat(iso.replace("Z", "+00:00")) - _dt.timedelta(seconds=seconds))

@@ -49,6 +49,11 @@ def same_site(target: str | None) -> str:
     return target if not parts.scheme and not parts.netloc else "/"
 
 
+def login_link(here: str) -> str:
+    """The login form, sending the browser back to `here` (a path of this site) afterwards."""
+    return "/login" if here == "/" else "/login?" + urlencode({"next": here})
+
+
 def _login_redirect(request: Request) -> None:
     """Pages: like `require_read`, but a browser without the token is sent to the login form, which sends it
     back here afterwards."""
@@ -56,8 +61,7 @@ def _login_redirect(request: Request) -> None:
         require_read(request)
     except HTTPException:
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        login = "/login" if here == "/" else "/login?" + urlencode({"next": here})
-        raise HTTPException(303, "log in first", headers={"Location": login}) from None
+        raise HTTPException(303, "log in first", headers={"Location": login_link(here)}) from None
 
 
 router = APIRouter(include_in_schema=False)
@@ -154,7 +158,7 @@ def campaign_page(request: Request, campaign_id: str) -> HTMLResponse:
     except UsageError:
         raise NotInBucket(campaign_id) from None
     return render(request, "campaign.html", campaign=shown_to(request, found),
-                   login_link="/login?" + urlencode({"next": f"/campaigns/{campaign_id}"}))
+                   login_link=login_link(f"/campaigns/{campaign_id}"))
 
 
 @pages.get("/submit")

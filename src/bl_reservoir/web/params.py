@@ -20,6 +20,8 @@ def _blank_is_none(value: object) -> object:
 
 #: A number that may be left blank (None).
 Number = Annotated[float | None, BeforeValidator(_blank_is_none)]
+
+
 def text(max_length: int) -> Any:
     """A text of at most `max_length` characters that may be left blank (None)."""
     return Annotated[Annotated[str, Field(max_length=max_length)] | None, BeforeValidator(_blank_is_none)]

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from bl_reservoir.io.header import BL_FINE_FOFF_HZ
+from bl_reservoir.io.header import BL_FINE_FOFF_HZ, band_edges
 from bl_reservoir.web.bucket import _LRU
 
 THUMB_ROWS = 96          # pixel rows of a thumbnail (time is stretched to this)
@@ -279,7 +279,7 @@ def _overview_png(hits: Any, header: Mapping[str, Any]) -> bytes:
         ax.scatter(freqs, values, s=14, color="#1f4e79")
     if measure == "statistic" and len(hits) and np.nanmin(values) > 0 and np.nanmax(values) > 20 * np.nanmin(values):
         ax.set_yscale("log")
-    edges = _band_edges(header)
+    edges = band_edges(header)
     if edges is not None and edges[0] < edges[1]:
         ax.set_xlim(*edges)
     ax.ticklabel_format(axis="x", useOffset=False)
@@ -306,7 +306,7 @@ def _histogram_png(hits: Any, header: Mapping[str, Any], bins: int) -> bytes:
     ax = fig.add_axes((0.08, 0.2, 0.76, 0.68))   # the overview's x extent: the two line up one above the other
     freqs = hits["freqs"].to_numpy(dtype=float) if "freqs" in hits.columns else np.zeros(0)
     freqs = freqs[np.isfinite(freqs)]
-    edges = _band_edges(header) or ((float(freqs.min()), float(freqs.max())) if freqs.size else (0.0, 1.0))
+    edges = band_edges(header) or ((float(freqs.min()), float(freqs.max())) if freqs.size else (0.0, 1.0))
     if edges[0] == edges[1]:
         edges = (edges[0] - 0.5, edges[1] + 0.5)
     ax.hist(freqs, bins=bins, range=edges, color="#1f4e79")
@@ -321,16 +321,6 @@ def _histogram_png(hits: Any, header: Mapping[str, Any], bins: int) -> bytes:
     ax.set_title(f"{freqs.size} hits across the band, in {bins} bins of {(edges[1] - edges[0]) / bins:.4g} MHz",
                  fontsize=10)
     return _png(fig)
-
-
-def _band_edges(header: Mapping[str, Any]) -> tuple[float, float] | None:
-    """(lowest, highest) frequency of the observation (MHz), from fch1, foff and nchans; None without them."""
-    try:
-        fch1, foff, nchans = (float(header[k]) for k in ("fch1", "foff", "nchans"))
-    except (KeyError, TypeError, ValueError):
-        return None
-    lo, hi = sorted((fch1, fch1 + foff * nchans))
-    return (lo, hi) if np.isfinite(lo) and np.isfinite(hi) else None
 
 
 class Renderer:

@@ -17,6 +17,7 @@ a request without the token (on a server that has one) sees each as `…/name`.
 from __future__ import annotations
 
 import hmac
+import json
 import re
 from typing import Any
 from urllib.parse import unquote
@@ -173,11 +174,7 @@ class GuardMiddleware:
             await send(message)
 
         if unsafe_path(raw) or "\x00" in path or "\\" in path:
-            body = b'{"detail":"Not Found"}'
-            await send_with_headers({"type": "http.response.start", "status": 404,
-                                     "headers": [(b"content-type", b"application/json"),
-                                                 (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
+            await _send_json(send_with_headers, 404, "Not Found", close=False)
             return
         await self.app(scope, receive, send_with_headers)
 
@@ -237,11 +234,11 @@ class BodyLimitMiddleware:
             await _send_json(send, 413, exc.detail)
 
 
-async def _send_json(send: Any, status: int, detail: str) -> None:
-    import json
-
+async def _send_json(send: Any, status: int, detail: str, close: bool = True) -> None:
+    """`{"detail": ...}` as the whole response, from middleware (before any route); `close` ends the
+    connection, for a request whose body was never read."""
     body = json.dumps({"detail": detail}, separators=(",", ":")).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+                "headers": [*headers, (b"connection", b"close")] if close else headers})
     await send({"type": "http.response.body", "body": body})

@@ -4,7 +4,7 @@ The scheduler (`Client.scheduler_info()`) gives each worker's threads, resources
 process's own CPU and memory. What a worker is running comes from the worker itself, through
 `Client.run`: the tasks in its executing set (the scheduler's `processing()` lists queued ones
 too), and, for each, the processes the runner started for it (the algorithm, and anything it
-started in turn), found by the job's scratch folder (`job-<job id>-...`) in their command line or
+started in turn), found by the job's scratch folder (`runner.scratch_prefix`) in their command line or
 working folder. Their CPU (percent of one core, summed over the processes) is measured between two
 looks at the worker; the first look gives their average since each started. A job's Dask key is
 `blr-<job id>`, which links a running task to its job.
@@ -77,6 +77,7 @@ def _running_jobs_probe() -> Callable[[Any], dict[str, dict[str, float]]]:
 
         import psutil
 
+        from bl_reservoir.runner import scratch_prefix
         from bl_reservoir.scale.engine import _executing_keys
 
         jobs = [j for j in map(job_of, _executing_keys(dask_worker)) if j is not None]
@@ -96,7 +97,7 @@ def _running_jobs_probe() -> Callable[[Any], dict[str, dict[str, float]]]:
                 where = " ".join(proc.cmdline()) + " " + proc.cwd()
             except psutil.Error:
                 continue
-            found = next((job for job in jobs if f"/job-{job}-" in where), None)
+            found = next((job for job in jobs if f"/{scratch_prefix(job)}" in where), None)
             if found is not None:
                 owner[proc.pid] = found
         for pid, job in owner.items():
